@@ -1,0 +1,157 @@
+"""One asyncio MQTT client for every role (gmqtt underneath; REFERENCE.md §3.2 explains why not
+paho's thread-per-client loop).
+
+What this adds to gmqtt: connect from a broker URL/endpoint with a clear error, dispatch of
+incoming messages to handlers by subscription pattern, re-subscription after every reconnect,
+and a last-will for liveness. Handlers may be plain functions or coroutines; an exception in a
+handler is logged once per handler and never kills the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import gmqtt
+from paho.mqtt.client import topic_matches_sub
+
+from gridedge.broker.urls import BrokerAddress, from_endpoint, parse_broker_url
+from gridedge.contracts.catalog import BrokerEndpoint
+from gridedge.contracts.common import Message
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], None | Awaitable[None]]
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker did not accept a connection in time."""
+
+
+@dataclass(slots=True)
+class _Sub:
+    pattern: str
+    qos: int
+    handler: Handler
+    failed_once: bool = False
+
+
+class MqttClient:
+    def __init__(
+        self,
+        broker: BrokerAddress | BrokerEndpoint | str,
+        client_id: str | None = None,
+        *,
+        will: tuple[str, bytes, int, bool] | None = None,
+        clean_session: bool = True,
+        reconnect_delay_s: float = 1.0,
+        mqtt_version: int = gmqtt.constants.MQTTv311,
+    ) -> None:
+        if isinstance(broker, str):
+            broker = parse_broker_url(broker)
+        elif isinstance(broker, BrokerEndpoint):
+            broker = from_endpoint(broker)
+        self.address: BrokerAddress = broker
+        self.client_id = client_id or f"gridedge-{uuid.uuid4().hex[:12]}"
+        will_msg = gmqtt.Message(will[0], will[1], qos=will[2], retain=will[3]) if will else None
+        self._client = gmqtt.Client(
+            self.client_id, clean_session=clean_session, will_message=will_msg
+        )
+        self._client.set_config({"reconnect_retries": -1, "reconnect_delay": reconnect_delay_s})
+        if broker.username:
+            self._client.set_auth_credentials(broker.username, broker.password)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._subs: list[_Sub] = []
+        self._connected = asyncio.Event()
+        self._version = mqtt_version
+        self.messages_in = 0
+        self.messages_out = 0
+        self.handler_errors = 0
+
+    # -- connection ---------------------------------------------------------------------------
+    async def connect(self, timeout_s: float = 10.0) -> MqttClient:
+        try:
+            await asyncio.wait_for(
+                self._client.connect(
+                    self.address.host,
+                    self.address.port,
+                    ssl=self.address.ssl_context(),
+                    keepalive=self.address.keepalive_s,
+                    version=self._version,
+                ),
+                timeout_s,
+            )
+        except (OSError, TimeoutError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
+            raise BrokerUnavailable(
+                f"broker {self.address.url} unreachable: {exc or type(exc).__name__}"
+            ) from exc
+        await asyncio.wait_for(self._connected.wait(), timeout_s)
+        return self
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set() and self._client.is_connected
+
+    async def wait_connected(self, timeout_s: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout_s)
+
+    async def disconnect(self) -> None:
+        self._connected.clear()
+        try:
+            await asyncio.wait_for(self._client.disconnect(), 5)
+        except (OSError, TimeoutError, RuntimeError):
+            pass
+
+    def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: object) -> None:
+        self._connected.set()
+        for sub in self._subs:
+            client.subscribe(sub.pattern, qos=sub.qos)
+
+    def _on_disconnect(self, client: gmqtt.Client, packet: object, exc: object = None) -> None:
+        self._connected.clear()
+
+    # -- messages -----------------------------------------------------------------------------
+    def publish(
+        self, topic: str, payload: bytes | str | Message, qos: int = 0, retain: bool = False
+    ) -> None:
+        if isinstance(payload, Message):
+            payload = payload.to_json()
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+        self.messages_out += 1
+
+    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+        self._subs.append(_Sub(pattern, qos, handler))
+        if self.is_connected:
+            self._client.subscribe(pattern, qos=qos)
+
+    def unsubscribe(self, pattern: str) -> None:
+        self._subs = [s for s in self._subs if s.pattern != pattern]
+        if self.is_connected:
+            self._client.unsubscribe(pattern)
+
+    async def _on_message(
+        self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: object
+    ) -> int:
+        self.messages_in += 1
+        for sub in self._subs:
+            if not topic_matches_sub(sub.pattern, topic):
+                continue
+            try:
+                result = sub.handler(topic, payload)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.handler_errors += 1
+                if not sub.failed_once:
+                    sub.failed_once = True
+                    log.exception(
+                        "MQTT handler for %s failed (further failures counted, not logged)",
+                        sub.pattern,
+                    )
+        return 0

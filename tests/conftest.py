@@ -1,0 +1,32 @@
+"""Shared fixtures: real servers only (Mosquitto spawned on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gridedge.broker.mosquitto import EmbeddedBrokers, MosquittoInstance, free_port
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+def brokers(tmp_path: Path) -> Iterator[EmbeddedBrokers]:
+    """Both planes' Mosquitto instances, fresh for each test."""
+    with EmbeddedBrokers.create(workdir=tmp_path / "mqtt") as b:
+        yield b
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoInstance]:
+    """One Mosquitto instance, fresh for each test."""
+    with MosquittoInstance("test", free_port(), workdir=tmp_path / "mqtt") as m:
+        yield m
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
