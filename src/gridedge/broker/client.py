@@ -10,6 +10,7 @@ handler is logged once per handler and never kills the connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import uuid
@@ -25,7 +26,7 @@ from gridedge.contracts.common import Message
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, bytes], None | Awaitable[None]]
+Handler = Callable[[str, bytes], Awaitable[None] | None]
 
 
 class BrokerUnavailable(ConnectionError):
@@ -103,10 +104,8 @@ class MqttClient:
 
     async def disconnect(self) -> None:
         self._connected.clear()
-        try:
+        with contextlib.suppress(OSError, TimeoutError, RuntimeError):
             await asyncio.wait_for(self._client.disconnect(), 5)
-        except (OSError, TimeoutError, RuntimeError):
-            pass
 
     def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: object) -> None:
         self._connected.set()
