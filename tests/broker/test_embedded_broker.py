@@ -87,8 +87,9 @@ async def test_unreachable_broker_is_a_clear_error() -> None:
 
 def test_port_in_use_is_reported(tmp_path) -> None:
     with MosquittoInstance("a", free_port(), workdir=tmp_path) as a:
+        other = MosquittoInstance("b", a.port, workdir=tmp_path)
         with pytest.raises(BrokerError, match="already in use"):
-            MosquittoInstance("b", a.port, workdir=tmp_path).start()
+            other.start()
 
 
 def test_embedded_brokers_listen_on_loopback_only(tmp_path) -> None:
