@@ -30,3 +30,21 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoInstance]:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+async def catalog_server(brokers: EmbeddedBrokers, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real Device Catalog (uvicorn thread, free port, tmp SQLite) on the ``brokers`` fixture.
+
+    Yields a ``gridedge.catalog.testing.RunningCatalog``: ``.url``, ``.admin_token``, ``.admin``
+    (CatalogAdmin), ``.brokers``, ``await .add_device(id, kind, **fields)`` → secret,
+    ``await .provisioned(id, kind, **fields)`` → (CatalogClient, ProvisionResponse),
+    ``.client(id, token)``, ``.restart()``, ``.service`` (in-process service, for assertions)."""
+    from gridedge.catalog.testing import start_catalog
+
+    cat = start_catalog(brokers, tmp_path)
+    try:
+        yield cat
+    finally:
+        await cat.aclose()
+        cat.stop()

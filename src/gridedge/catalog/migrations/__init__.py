@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog store, shipped inside the package and run at start-up."""

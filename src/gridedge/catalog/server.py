@@ -1,0 +1,132 @@
+"""Running the catalog: uvicorn around the FastAPI app, the embedded brokers when no broker URL is
+configured, and a thread runner for tests and benchmarks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from gridedge.broker.mosquitto import EmbeddedBrokers
+from gridedge.broker.urls import parse_broker_url
+from gridedge.catalog.api import create_app
+from gridedge.catalog.service import CatalogOptions, CatalogService
+from gridedge.config import Config
+from gridedge.contracts.catalog import BrokerEndpoint, BrokerPlanes
+
+log = logging.getLogger(__name__)
+
+
+def endpoint(url: str, ca_file: str | None = None) -> BrokerEndpoint:
+    """A broker URL as the endpoint handed to devices (credentials from the URL kept)."""
+    addr = parse_broker_url(url, ca_file=ca_file)
+    return BrokerEndpoint(
+        url=addr.url, username=addr.username, password=addr.password, ca_file=ca_file
+    )
+
+
+@dataclass
+class CatalogServer:
+    """A catalog listening on host:port, run in a background thread (tests, benchmarks, demo)."""
+
+    options: CatalogOptions
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "warning"
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+    service: CatalogService | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _config(self) -> uvicorn.Config:
+        self.service = CatalogService(self.options)
+        return uvicorn.Config(
+            create_app(self.service),
+            host=self.host,
+            port=self.port,
+            log_level=self.log_level,
+            access_log=False,
+            http="httptools",
+            loop="uvloop",
+            lifespan="on",
+            backlog=4096,
+        )
+
+    def start(self, timeout_s: float = 30.0) -> CatalogServer:
+        self._server = uvicorn.Server(self._config())
+        self._thread = threading.Thread(target=self._server.run, name="catalog-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("catalog server exited during start-up (see the log above)")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"catalog server did not start within {timeout_s} s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> CatalogServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    db: str | None = None,
+    data_broker: str | None = None,
+    mgmt_broker: str | None = None,
+    public_url: str | None = None,
+    config: Config | None = None,
+) -> None:
+    """Blocking: run the catalog until SIGINT/SIGTERM; spawn Mosquitto when no broker is given."""
+    cfg = config or Config()
+    data_url = data_broker or cfg.data_broker
+    mgmt_url = mgmt_broker or cfg.mgmt_broker
+    embedded: EmbeddedBrokers | None = None
+    if not data_url or not mgmt_url:
+        embedded = EmbeddedBrokers.create(workdir=Path(cfg.ensure_data_dir()) / "mqtt").start()
+        data_url = data_url or embedded.data.url
+        mgmt_url = mgmt_url or embedded.mgmt.url
+        log.info("embedded brokers: data %s, mgmt %s", embedded.data.url, embedded.mgmt.url)
+    try:
+        options = CatalogOptions(
+            db_url=db or cfg.catalog_db_url(),
+            brokers=BrokerPlanes(
+                data=endpoint(data_url, cfg.broker_ca), mgmt=endpoint(mgmt_url, cfg.broker_ca)
+            ),
+            public_url=public_url or f"http://{host}:{port}",
+            admin_token=cfg.admin_token_value(),
+        )
+        service = CatalogService(options)
+        uvicorn.run(
+            create_app(service),
+            host=host,
+            port=port,
+            http="httptools",
+            loop="uvloop",
+            access_log=False,
+            log_level="info",
+            backlog=4096,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
