@@ -110,9 +110,9 @@ async def test_flush_on_time(mosquitto: MosquittoInstance, store: HistorianStore
             )
         await wait_for(lambda: hist.stats.received == 3, 3.0)
         t_seen = time.monotonic()
-        await wait_for(lambda: store.count("readings") == 3, 3.0)
+        await wait_for(lambda: hist.stats.readings_stored == 3, 3.0)
         assert time.monotonic() - t_seen < 1.0
-        assert hist.stats.flushes >= 1
+        assert store.count("readings") == 3
     finally:
         await pub.disconnect()
         await hist.stop()
@@ -198,8 +198,11 @@ async def test_events_commands_status_and_flisr(brokers: EmbeddedBrokers, store:
         )
         await wait_for(lambda: store.count("events") == 6)
         evs = store.events(newest_first=False)
-        assert [e["stream"] for e in evs[:4]] == ["event", "command", "command-result", "record"]
-        assert evs[0]["kind"] == "last-gasp" and evs[1]["kind"] == "open" and evs[2]["kind"] == "ok"
+        # one broker keeps its order; the two planes are independent of each other
+        data_evs = [e for e in evs if e["plane"] == "data"]
+        assert [e["stream"] for e in data_evs] == ["event", "command", "command-result", "record"]
+        assert [e["kind"] for e in data_evs[:3]] == ["last-gasp", "open", "ok"]
+        assert [e["kind"] for e in evs if e["plane"] == "mgmt"] == ["disconnected", "connected"]
         assert store.last_flisr_record()["faulted_section"] == "L3"
         assert store.device_statuses()["M3"]["status"] == "connected"
         assert seen.count("status") == 2 and seen.count("event") == 4
