@@ -4,6 +4,7 @@ rotation on re-provisioning, and a flood of bad requests that must not stall goo
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -161,12 +162,9 @@ async def test_tokens_and_secrets_are_stored_hashed(catalog_server) -> None:
     creds = await catalog_server.add_device("M1")
     c = catalog_server.client("M1")
     resp = await c.provision(creds.provisioning_secret)
-    db = open(catalog_server.db_url.removeprefix("sqlite:///"), "rb").read()
-    wal = catalog_server.db_url.removeprefix("sqlite:///") + "-wal"
-    import os
-
-    if os.path.exists(wal):
-        db += open(wal, "rb").read()
+    path = Path(catalog_server.db_url.removeprefix("sqlite:///"))
+    wal = path.with_name(path.name + "-wal")
+    db = path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
     assert resp.token.encode() not in db
     assert creds.provisioning_secret.encode() not in db
 
