@@ -48,7 +48,8 @@ def test_simbench_load_factor_is_the_csv_value_at_local_time() -> None:
 
 
 def test_synthetic_shapes() -> None:
-    res, pv = get_profile("residential"), get_profile("pv")
+    res = get_profile("residential")
+    assert get_profile("pv").q is None
     assert res.p.max() == pytest.approx(1.0) and res.p.min() > 0.1
     assert res.q is not None
     pf = res.p / [math.hypot(p, q) for p, q in zip(res.p, res.q, strict=True)]
@@ -75,5 +76,5 @@ def test_diversity_is_seeded_and_bounded() -> None:
 
 
 def test_unknown_profile_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="not a SimBench load or renewable profile.*PV1"):
+    with pytest.raises(ValueError, match=r"not a SimBench load or renewable profile.*PV1"):
         get_profile("nonsense")

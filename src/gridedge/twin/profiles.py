@@ -51,7 +51,7 @@ class Profile:
 
     def at(self, local: datetime) -> tuple[float, float]:
         x = self.index(local)
-        i0 = int(math.floor(x)) % YEAR_STEPS
+        i0 = math.floor(x) % YEAR_STEPS
         i1 = (i0 + 1) % YEAR_STEPS
         w = x - math.floor(x)
         p = (1 - w) * self.p[i0] + w * self.p[i1]
