@@ -21,6 +21,12 @@ from gridedge.contracts.catalog import BrokerEndpoint, BrokerPlanes
 log = logging.getLogger(__name__)
 
 
+def quiet_libraries() -> None:
+    """gmqtt logs every SUBACK and alembic every plugin at INFO: keep the catalog's log readable."""
+    for name in ("gmqtt", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def endpoint(url: str, ca_file: str | None = None) -> BrokerEndpoint:
     """A broker URL as the endpoint handed to devices (credentials from the URL kept)."""
     addr = parse_broker_url(url, ca_file=ca_file)
@@ -60,6 +66,7 @@ class CatalogServer:
         )
 
     def start(self, timeout_s: float = 30.0) -> CatalogServer:
+        quiet_libraries()
         self._server = uvicorn.Server(self._config())
         self._thread = threading.Thread(target=self._server.run, name="catalog-server", daemon=True)
         self._thread.start()
@@ -98,6 +105,7 @@ def serve(
     config: Config | None = None,
 ) -> None:
     """Blocking: run the catalog until SIGINT/SIGTERM; spawn Mosquitto when no broker is given."""
+    quiet_libraries()
     cfg = config or Config()
     data_url = data_broker or cfg.data_broker
     mgmt_url = mgmt_broker or cfg.mgmt_broker
