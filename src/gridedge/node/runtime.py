@@ -69,6 +69,7 @@ class NodeOptions:
     http: httpx.AsyncClient | None = None
     hardware: str | None = None
     firmware: str | None = None
+    listen_for_pushes: bool = True  # False: rely on the periodic check-in alone
 
 
 class PlaneLink:
@@ -361,7 +362,7 @@ class Node:
         self.state.save_settings(s, self.link.etag)
         await self.planes[Plane.DATA].use(s.brokers.data)
         await self.planes[Plane.MGMT].use(s.brokers.mgmt)
-        if first:
+        if first and self.opts.listen_for_pushes:
             self.planes[Plane.MGMT].add(
                 topic(Plane.MGMT, self.device_id, Stream.SETTINGS), self._on_push, 1
             )
