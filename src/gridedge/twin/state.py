@@ -26,6 +26,10 @@ class GridState:
     frequency_hz: float = 50.0
     time_ns: int = 0
     faulted: bool = False
+    # During a fault: current into the fault per phase (A) and the voltage at the fault point
+    # (V line-to-ground), complex (3,). Ground truth for fault-location accuracy figures.
+    fault_current: np.ndarray | None = None
+    fault_voltage: np.ndarray | None = None
     _node_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _branch_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 

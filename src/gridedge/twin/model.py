@@ -1,0 +1,1090 @@
+"""The Twin: one grid, solved by power-grid-model, with faults, protection and switching.
+
+The PGM model is built once; switching, relays, phase selectors and load changes are in-place
+updates of it. A fault is computed as a linear network solve in which every load is the
+constant impedance that draws its pre-fault power at its pre-fault voltage (so the twin's
+during-fault phasors include load current, unlike an IEC 60909 short circuit):
+
+- method "sc-shunt" (default): PGM short circuit with the loads replaced by shunts of that
+  admittance and the IEC voltage factor c = 1 (``minimum`` scaling above 1 kV). Because the
+  network is then linear, the no-fault solution equals the pre-fault power flow exactly (tested),
+  and all four fault types, any fault impedance and batch calculation come from PGM directly.
+- method "asym-pf" (grids with single-phase customers, 1ph and 3ph faults): PGM asymmetric power
+  flow with every load constant-impedance per phase and an extra constant-impedance asym_load on
+  the fault node (REFERENCE §1.5 item 6). Shunts are symmetric, so they cannot carry an
+  unbalanced load; this method can. LL and LLG on such grids use "sc-shunt" with the per-node
+  mean admittance: docs/grids/README.md states the error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from power_grid_model import CalculationMethod, LoadGenType, PowerGridModel, initialize_array
+from power_grid_model import ComponentType as CT
+from power_grid_model.errors import PowerGridError
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+from gridedge.clock import Clock, ClockMode
+from gridedge.contracts.catalog import (
+    DevicePlacement,
+    TopologyBranch,
+    TopologyDocument,
+    TopologyNode,
+)
+from gridedge.twin.errors import LoadflowNotConverged, TwinError
+from gridedge.twin.faults import Fault
+from gridedge.twin.grids.base import GridModel
+from gridedge.twin.pgm_bridge import BRANCH_TYPES, PgmNetwork, convert
+from gridedge.twin.state import GridState, MeasurementPoint
+
+try:
+    from power_grid_model import ShortCircuitVoltageScaling
+except ImportError:  # pragma: no cover
+    from power_grid_model.enum import ShortCircuitVoltageScaling  # type: ignore
+
+A = np.exp(-2j * np.pi / 3)
+ROT = np.array([1.0, A, A.conjugate()])  # phase a, b, c of a positive-sequence set
+SQ3 = math.sqrt(3.0)
+
+
+@dataclass(frozen=True)
+class TwinEvent:
+    """One entry of the event log the measurement side reads (fault inception, trip, ...)."""
+
+    time_ns: int
+    kind: str  # fault | trip | clear | operate | relay | phase | load
+    target: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LineData:
+    """One line section as a fault locator needs it. Per-km values; ``z_abc`` in ohm/km."""
+
+    id: str
+    from_node: str
+    to_node: str
+    length_m: float
+    r1_ohm_per_km: float
+    x1_ohm_per_km: float
+    c1_nf_per_km: float
+    r0_ohm_per_km: float
+    x0_ohm_per_km: float
+    c0_nf_per_km: float
+    i_max_a: float
+    closed: bool
+
+    @property
+    def z1_ohm_per_km(self) -> complex:
+        return complex(self.r1_ohm_per_km, self.x1_ohm_per_km)
+
+    @property
+    def z0_ohm_per_km(self) -> complex:
+        return complex(self.r0_ohm_per_km, self.x0_ohm_per_km)
+
+    @property
+    def z_abc_ohm_per_km(self) -> np.ndarray:
+        """3x3 phase impedance from sequence data: Zs = (Z0 + 2 Z1)/3 on the diagonal,
+        Zm = (Z0 - Z1)/3 off it (transposed line)."""
+        zs = (self.z0_ohm_per_km + 2 * self.z1_ohm_per_km) / 3
+        zm = (self.z0_ohm_per_km - self.z1_ohm_per_km) / 3
+        return np.full((3, 3), zm, dtype=complex) + np.eye(3) * (zs - zm)
+
+
+@dataclass(frozen=True)
+class TransformerData:
+    id: str
+    from_node: str
+    to_node: str
+    sn_va: float
+    u1_v: float
+    u2_v: float
+    uk: float
+    pk_w: float
+    i0: float
+    p0_w: float
+    vector_group: str
+    closed: bool
+
+
+@dataclass(frozen=True)
+class LoadData:
+    id: str
+    node_id: str
+    p_w: np.ndarray  # (3,) per phase
+    q_var: np.ndarray
+    status: bool
+    kind: str  # "3ph" | "customer"
+
+
+class Twin:
+    """A grid digital twin. Build with :meth:`from_name`."""
+
+    def __init__(
+        self,
+        grid: GridModel,
+        *,
+        clock: Clock | None = None,
+        trip_delay_s: float = 0.3,
+        ideal_source: bool = False,
+    ) -> None:
+        if trip_delay_s < 0 or not math.isfinite(trip_delay_s):
+            raise TwinError("trip_delay_s", f"{trip_delay_s!r} must be a finite number >= 0")
+        self.grid = grid
+        self.name = grid.name
+        self.clock = clock if clock is not None else Clock(ClockMode.STEPPED, start_ns=0)
+        self.trip_delay_s = float(trip_delay_s)
+        self.pgm: PgmNetwork = convert(grid.net, ideal_source=ideal_source)
+        inp = self.pgm.input
+        self.node_ids: tuple[str, ...] = tuple(self.pgm.node_names)
+        self.branch_ids: tuple[str, ...] = tuple(self.pgm.branch_names)
+        self._node_index = {n: i for i, n in enumerate(self.node_ids)}
+        self._branch_index = {b: i for i, b in enumerate(self.branch_ids)}
+        self._u_rated = inp[CT.node]["u_rated"].astype(float)
+        # branch terminal node rows, in GridState branch order
+        fr, to = [], []
+        for ct, row in self.pgm.branch_rows:
+            fr.append(self.pgm.node_row[int(inp[ct]["from_node"][row])])
+            to.append(self.pgm.node_row[int(inp[ct]["to_node"][row])])
+        self._br_from = np.array(fr, dtype=int)
+        self._br_to = np.array(to, dtype=int)
+        self._source_rows = np.array(
+            [self.pgm.node_row[int(n)] for n in inp[CT.source]["node"]], dtype=int
+        )
+        self._customer_row = {c: k for k, c in enumerate(self.pgm.asym_load_names)}
+        self._load_row = {n: k for k, n in enumerate(self.pgm.load_names)}
+        self.customers = {k: v for k, v in grid.customers.items()}
+        self._normally_open = {s: not self._switch_closed(s) for s in self.pgm.switches}
+        self._model = PowerGridModel(inp)
+        self._state: GridState | None = None
+        self._prefault: GridState | None = None
+        self._pf_result: dict | None = None
+        self._pf_symmetric: bool = True
+        self.active_fault: Fault | None = None
+        self.events: list[TwinEvent] = []
+        self._pending_trips: list[tuple[int, str]] = []
+        self.history: list[tuple[int, GridState]] = []
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_name(cls, name: str, seed: int | None = None, **kwargs: Any) -> Twin:
+        from gridedge.twin.grids import build
+
+        return cls(build(name, seed=seed), **kwargs)
+
+    @staticmethod
+    def grid_names() -> list[str]:
+        from gridedge.twin.grids import grid_names
+
+        return grid_names()
+
+    @property
+    def net(self):
+        """The equivalent pandapower net (model source; tests compare with it)."""
+        return self.grid.net
+
+    @property
+    def switch_ids(self) -> tuple[str, ...]:
+        return tuple(self.pgm.switches)
+
+    @property
+    def measurement_points(self) -> list[MeasurementPoint]:
+        return list(self.grid.measurement_points)
+
+    @property
+    def has_customers(self) -> bool:
+        return CT.asym_load in self.pgm.input
+
+    # ------------------------------------------------------------------ power flow
+    def _pf(self, symmetric: bool) -> dict:
+        try:
+            return self._model.calculate_power_flow(
+                symmetric=symmetric,
+                calculation_method=CalculationMethod.newton_raphson,
+                max_iterations=30,
+                error_tolerance=1e-9,
+            )
+        except PowerGridError as exc:
+            raise LoadflowNotConverged(self.name, f"{type(exc).__name__}: {exc}") from None
+
+    def _default_symmetric(self, symmetric: bool | None) -> bool:
+        return (not self.has_customers) if symmetric is None else bool(symmetric)
+
+    def solve(self, symmetric: bool | None = None) -> GridState:
+        """Power flow of the present state (switches, loads, relays); ignores an active fault
+        (use :attr:`state` for what the grid does now, fault included)."""
+        sym = self._default_symmetric(symmetric)
+        res = self._pf(sym)
+        self._pf_result, self._pf_symmetric = res, sym
+        st = self._state_from_pf(res, sym)
+        if self.active_fault is None:
+            self._set_state(st)
+        return st
+
+    def _state_from_pf(self, res: dict, sym: bool, faulted: bool = False) -> GridState:
+        nres = res[CT.node]
+        energised = nres["energized"].astype(bool)
+        if sym:
+            u = (nres["u"] / SQ3 * np.exp(1j * nres["u_angle"]))[:, None] * ROT[None, :]
+        else:
+            u = nres["u"] * np.exp(1j * nres["u_angle"])
+        i_from = np.zeros((len(self.branch_ids), 3), dtype=complex)
+        i_to = np.zeros_like(i_from)
+        k0 = 0
+        for ct in BRANCH_TYPES:
+            if ct not in res:
+                continue
+            r = res[ct]
+            n = len(r)
+            sl = slice(k0, k0 + n)
+            for end, out in (("from", i_from), ("to", i_to)):
+                v = u[self._br_from[sl] if end == "from" else self._br_to[sl]]
+                s = r[f"p_{end}"] + 1j * r[f"q_{end}"]
+                if sym:
+                    s = (s / 3.0)[:, None] * np.ones(3)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    cur = np.conj(s / v)
+                cur[~np.isfinite(cur)] = 0.0
+                out[sl] = cur
+            k0 += n
+        return GridState(
+            node_ids=self.node_ids,
+            u=u,
+            branch_ids=self.branch_ids,
+            i_from=i_from,
+            i_to=i_to,
+            energised=energised,
+            time_ns=self.clock.now_ns(),
+            faulted=faulted,
+        )
+
+    def _set_state(self, st: GridState) -> None:
+        self._state = st
+        self.history.append((st.time_ns, st))
+        if len(self.history) > 1000:
+            del self.history[:-500]
+
+    @property
+    def state(self) -> GridState:
+        """What the grid does now: processes due protection trips first."""
+        self._tick()
+        if self._state is None:
+            self._recompute()
+        assert self._state is not None
+        return self._state
+
+    @property
+    def prefault_state(self) -> GridState | None:
+        return self._prefault
+
+    def state_at(self, time_ns: int) -> GridState:
+        """The state that held at ``time_ns`` (for waveform windows spanning inception/trip)."""
+        self._tick()
+        best = None
+        for t, st in self.history:
+            if t <= time_ns:
+                best = st
+            else:
+                break
+        return best if best is not None else (self.history[0][1] if self.history else self.state)
+
+    # ------------------------------------------------------------------ faults
+    def _check_fault(self, fault: Fault) -> tuple[CT, int]:
+        if not isinstance(fault, Fault):
+            raise TwinError("fault", f"expected a Fault, got {type(fault).__name__}")
+        if fault.branch_id not in self._branch_index:
+            raise TwinError(
+                "branch_id", f"{fault.branch_id!r} is not a branch of grid {self.name!r}"
+            )
+        ct, row = self.pgm.branch_rows[self._branch_index[fault.branch_id]]
+        if ct is not CT.line and 0.0 < fault.fraction < 1.0:
+            raise TwinError(
+                "fraction",
+                f"{fault.branch_id!r} is a {ct.value}; it can only be faulted at fraction 0 or 1",
+            )
+        return ct, row
+
+    def _shunts_from_pf(self, res: dict, sym: bool, mean: bool = True) -> np.ndarray:
+        """Constant admittances that draw each load's pre-fault power at its pre-fault voltage."""
+        inp = self.pgm.input
+        nres = res[CT.node]
+        vmag = np.repeat((nres["u"] / SQ3)[:, None], 3, axis=1) if sym else nres["u"]
+        y = np.zeros((len(self.node_ids), 3), dtype=complex)
+        for ct in (CT.sym_load, CT.asym_load, CT.sym_gen, CT.asym_gen):
+            if ct not in inp:
+                continue
+            rows = np.array([self.pgm.node_row[int(n)] for n in inp[ct]["node"]], dtype=int)
+            s = res[ct]["p"] + 1j * res[ct]["q"]
+            if s.ndim == 1:
+                s = (s / 3.0)[:, None] * np.ones(3)
+            if ct in (CT.sym_gen, CT.asym_gen):
+                s = -s
+            v2 = vmag[rows] ** 2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                yl = np.where(v2 > 1.0, np.conj(s) / v2, 0.0)
+            np.add.at(y, rows, yl)
+        ym = y.mean(axis=1) if mean else y[:, 0]
+        nz = np.nonzero(np.abs(ym) > 0)[0]
+        sh = initialize_array("input", CT.shunt, len(nz))
+        sh["id"] = self._next_id() + np.arange(len(nz))
+        sh["node"] = inp[CT.node]["id"][nz]
+        sh["status"] = 1
+        sh["g1"] = ym[nz].real
+        sh["b1"] = ym[nz].imag
+        sh["g0"] = ym[nz].real
+        sh["b0"] = ym[nz].imag
+        return sh
+
+    def _next_id(self) -> int:
+        return max(int(v["id"].max()) for v in self.pgm.input.values() if len(v)) + 1
+
+    def _split(self, inp: dict, fault: Fault, ct: CT, row: int, id0: int) -> tuple[dict, int]:
+        """Copy of ``inp`` with the fault node: a new node and two line segments part-way along
+        a line (segment 1 keeps the line's id, so branch rows do not move)."""
+        if fault.fraction == 0.0:
+            return inp, int(self.pgm.input[ct]["from_node"][row])
+        if fault.fraction == 1.0:
+            return inp, int(self.pgm.input[ct]["to_node"][row])
+        d = fault.fraction
+        out = dict(inp)
+        nodes = inp[CT.node]
+        fnode = initialize_array("input", CT.node, 1)
+        fnode["id"] = id0
+        frow = self.pgm.node_row[int(inp[CT.line]["from_node"][row])]
+        fnode["u_rated"] = nodes["u_rated"][frow]
+        out[CT.node] = np.concatenate([nodes, fnode])
+        lines = inp[CT.line].copy()
+        seg2 = lines[row : row + 1].copy()
+        for col in ("r1", "x1", "c1", "r0", "x0", "c0"):
+            seg2[col] *= 1.0 - d
+            lines[col][row] *= d
+        lines["to_node"][row] = id0
+        lines["to_status"][row] = 1
+        seg2["id"] = id0 + 1
+        seg2["from_node"] = id0
+        seg2["from_status"] = 1
+        out[CT.line] = np.concatenate([lines, seg2])
+        return out, id0
+
+    def _fault_input(self, fault: Fault, res: dict, sym: bool) -> tuple[dict, int, int]:
+        ct, row = self._check_fault(fault)
+        inp = {
+            k: v
+            for k, v in self.pgm.input.items()
+            if k not in (CT.sym_load, CT.asym_load, CT.sym_gen, CT.asym_gen)
+        }
+        sh = self._shunts_from_pf(res, sym)
+        id0 = int(sh["id"].max()) + 1 if len(sh) else self._next_id()
+        inp[CT.shunt] = np.concatenate([self.pgm.input[CT.shunt], sh]) if CT.shunt in inp else sh
+        inp, fnode = self._split(inp, fault, ct, row, id0)
+        f = initialize_array("input", CT.fault, 1)
+        f["id"] = id0 + 2
+        f["status"] = 1
+        f["fault_type"] = fault.fault_type
+        f["fault_phase"] = fault.fault_phase
+        f["fault_object"] = fnode
+        f["r_f"] = fault.r_f_ohm
+        f["x_f"] = fault.x_f_ohm
+        inp[CT.fault] = f
+        return inp, fnode, row if (ct is CT.line and 0 < fault.fraction < 1) else -1
+
+    def _sc_scale(self) -> float:
+        # A linear network's solution scales with its sources; PGM's SC drives the sources at
+        # c * u_rated (c = 1 above 1 kV at "minimum"), the power flow at u_ref.
+        src = self.pgm.input[CT.source]
+        return float(np.mean(src["u_ref"][src["status"] == 1])) if len(src) else 1.0
+
+    def _state_from_sc(
+        self, res: dict, fault: Fault, split_row: int, scen: int | None = None
+    ) -> GridState:
+        def g(ct: CT, col: str) -> np.ndarray:
+            a = res[ct][col]
+            return a[scen] if scen is not None else a
+
+        k = self._sc_scale()
+        n = len(self.node_ids)
+        u = g(CT.node, "u")[:n] * np.exp(1j * g(CT.node, "u_angle")[:n]) * k
+        energised = g(CT.node, "energized")[:n].astype(bool)
+        i_from = np.zeros((len(self.branch_ids), 3), dtype=complex)
+        i_to = np.zeros_like(i_from)
+        k0 = 0
+        for ct in BRANCH_TYPES:
+            if ct not in res:
+                continue
+            nb = len(self.pgm.input[ct])
+            sl = slice(k0, k0 + nb)
+            i_from[sl] = (g(ct, "i_from") * np.exp(1j * g(ct, "i_from_angle")))[:nb] * k
+            i_to[sl] = (g(ct, "i_to") * np.exp(1j * g(ct, "i_to_angle")))[:nb] * k
+            if ct is CT.line and split_row >= 0:
+                i_to[split_row] = (g(ct, "i_to")[nb] * np.exp(1j * g(ct, "i_to_angle")[nb])) * k
+            k0 += nb
+        fr = res[CT.fault]
+        i_f = fr["i_f"] * np.exp(1j * fr["i_f_angle"])
+        i_f = (i_f[scen] if scen is not None else i_f).reshape(-1, 3)[0] * k
+        nodes_u = g(CT.node, "u") * np.exp(1j * g(CT.node, "u_angle")) * k
+        fault_node_row = n if split_row >= 0 else self._fault_node_row(fault)
+        return GridState(
+            node_ids=self.node_ids,
+            u=u,
+            branch_ids=self.branch_ids,
+            i_from=i_from,
+            i_to=i_to,
+            energised=energised,
+            time_ns=self.clock.now_ns(),
+            faulted=True,
+            fault_current=i_f,
+            fault_voltage=nodes_u[fault_node_row],
+        )
+
+    def _fault_node_row(self, fault: Fault) -> int:
+        b = self._branch_index[fault.branch_id]
+        return int(self._br_from[b] if fault.fraction == 0.0 else self._br_to[b])
+
+    def _solve_fault_asym_pf(self, fault: Fault, res: dict, sym: bool) -> GridState:
+        """REFERENCE §1.5 item 6: asym PF, loads constant-Z per phase, fault as a const-Z
+        asym_load (wye to ground). Used for 1ph/3ph faults on grids with unbalanced loads."""
+        ct, row = self._check_fault(fault)
+        inp = {k: v.copy() for k, v in self.pgm.input.items()}
+        nres = res[CT.node]
+        vmag = nres["u"] if not sym else np.repeat((nres["u"] / SQ3)[:, None], 3, axis=1)
+        for lct in (CT.sym_load, CT.asym_load):
+            if lct not in inp:
+                continue
+            rows = np.array([self.pgm.node_row[int(x)] for x in inp[lct]["node"]], dtype=int)
+            ur2 = (self._u_rated[rows] / SQ3) ** 2
+            p, q = res[lct]["p"], res[lct]["q"]
+            if lct is CT.sym_load:
+                vm2 = (vmag[rows] ** 2).mean(axis=1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = np.where(vm2 > 1.0, ur2 / vm2, 0.0)
+            else:
+                vm2 = vmag[rows] ** 2
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    f = np.where(vm2 > 1.0, ur2[:, None] / vm2, 0.0)
+            inp[lct]["p_specified"] = p * f
+            inp[lct]["q_specified"] = q * f
+            inp[lct]["type"] = LoadGenType.const_impedance
+        id0 = self._next_id()
+        inp, fnode = self._split(inp, fault, ct, row, id0)
+        fl = initialize_array("input", CT.asym_load, 1)
+        fl["id"] = id0 + 2
+        fl["node"] = fnode
+        fl["status"] = 1
+        fl["type"] = LoadGenType.const_impedance
+        frow = (
+            self.pgm.node_row[int(self.pgm.input[CT.line]["from_node"][row])]
+            if ct is CT.line
+            else self._fault_node_row(fault)
+        )
+        ulg2 = (self._u_rated[frow] / SQ3) ** 2
+        zf = complex(max(fault.r_f_ohm, 1e-4), fault.x_f_ohm)
+        s = ulg2 / np.conj(zf)
+        ps = np.zeros(3)
+        qs = np.zeros(3)
+        for ph in fault.phase_index:
+            ps[ph], qs[ph] = s.real, s.imag
+        fl["p_specified"] = ps
+        fl["q_specified"] = qs
+        inp[CT.asym_load] = np.concatenate([inp[CT.asym_load], fl]) if CT.asym_load in inp else fl
+        try:
+            r = PowerGridModel(inp).calculate_power_flow(
+                symmetric=False,
+                calculation_method=CalculationMethod.newton_raphson,
+                max_iterations=50,
+            )
+        except PowerGridError as exc:
+            raise LoadflowNotConverged(self.name, f"fault solve: {exc}") from None
+        n = len(self.node_ids)
+        saved = self.pgm.input
+        st = self._state_from_pf(_trim(r, n, self.pgm.input), sym=False, faulted=True)
+        split = ct is CT.line and 0 < fault.fraction < 1
+        if split:
+            nl = len(saved[CT.line])
+            seg2 = r[CT.line][nl]
+            vt = st.u[self._br_to[row]]
+            s2 = seg2["p_to"] + 1j * seg2["q_to"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cur = np.conj(s2 / vt)
+            st.i_to[row] = np.where(np.isfinite(cur), cur, 0)
+        fres = r[CT.asym_load][-1]
+        vf = r[CT.node]["u"][-1 if split else fnode_row(self, fnode)] * np.exp(
+            1j * r[CT.node]["u_angle"][-1 if split else fnode_row(self, fnode)]
+        )
+        sf = fres["p"] + 1j * fres["q"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            i_f = np.where(np.abs(vf) > 0, np.conj(sf / vf), 0)
+        return GridState(
+            node_ids=st.node_ids,
+            u=st.u,
+            branch_ids=st.branch_ids,
+            i_from=st.i_from,
+            i_to=st.i_to,
+            energised=st.energised,
+            time_ns=st.time_ns,
+            faulted=True,
+            fault_current=i_f,
+            fault_voltage=vf,
+        )
+
+    def compute_fault(self, fault: Fault, method: str | None = None) -> GridState:
+        """During-fault state for ``fault`` from the present pre-fault state, without changing
+        the twin (no event, no protection). ``method``: "sc-shunt" | "asym-pf" | None (auto)."""
+        self._check_fault(fault)
+        sym = self._default_symmetric(None)
+        res = self._pf(sym)
+        if method is None:
+            method = (
+                "asym-pf" if (self.has_customers and fault.kind in ("1ph", "3ph")) else "sc-shunt"
+            )
+        if method == "asym-pf":
+            return self._solve_fault_asym_pf(fault, res, sym)
+        if method != "sc-shunt":
+            raise TwinError("method", f"{method!r} is not 'sc-shunt' or 'asym-pf'")
+        inp, _, split_row = self._fault_input(fault, res, sym)
+        try:
+            out = PowerGridModel(inp).calculate_short_circuit(
+                short_circuit_voltage_scaling=ShortCircuitVoltageScaling.minimum
+            )
+        except PowerGridError as exc:
+            raise LoadflowNotConverged(self.name, f"fault solve: {exc}") from None
+        return self._state_from_sc(out, fault, split_row)
+
+    def apply_fault(self, fault: Fault) -> GridState:
+        """Fault inception now (clock time): logs it, schedules the feeder breaker trip after
+        ``trip_delay_s`` and returns the during-fault state."""
+        self._check_fault(fault)
+        if self.active_fault is not None:
+            raise TwinError("fault", "a fault is already active; clear_fault() first")
+        self._tick()
+        self._prefault = self.solve()
+        self.active_fault = fault
+        t = self.clock.now_ns()
+        breaker = self.protecting_breaker(fault)
+        self.events.append(
+            TwinEvent(t, "fault", fault.branch_id, {"fault": fault, "breaker": breaker})
+        )
+        self._recompute()
+        return self.state
+
+    def clear_fault(self) -> GridState:
+        """The fault disappears (repaired, or a transient fault extinguished). Open switches stay
+        open: re-energising is the operator's (or FLISR's) job."""
+        if self.active_fault is not None:
+            self.events.append(
+                TwinEvent(self.clock.now_ns(), "clear", self.active_fault.branch_id, {})
+            )
+        self.active_fault = None
+        self._pending_trips.clear()
+        self._recompute()
+        return self.state
+
+    # ------------------------------------------------------------------ protection
+    def protecting_breaker(self, fault: Fault) -> str | None:
+        """The breaker that clears ``fault``: the one nearest the fault on its path to a source
+        over closed branches (the faulted feeder's breaker in a radial grid)."""
+        b = self._branch_index[fault.branch_id]
+        start = int(self._br_from[b] if fault.fraction < 1.0 else self._br_to[b])
+        path = self._path_to_source(start)
+        if path is None:
+            return None
+        for br in path:  # from the fault towards the source
+            sw = self.branch_ids[br]
+            if self.grid.switch_role.get(sw) == "breaker":
+                return sw
+            for name, ref in self.pgm.switches.items():
+                if ref.component is not CT.link and self.grid.switch_role.get(name) == "breaker":
+                    ct, row = self.pgm.branch_rows[br]
+                    if ct is ref.component and row == ref.row:
+                        return name
+        return None
+
+    def _graph(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        closed = self.branch_closed()
+        return self._br_from[closed], self._br_to[closed], np.nonzero(closed)[0]
+
+    def _path_to_source(self, start: int) -> list[int] | None:
+        f, t, br = self._graph()
+        n = len(self.node_ids)
+        root = n  # virtual node joined to every source
+        rows = np.concatenate([f, t, self._source_rows, np.full(len(self._source_rows), root)])
+        cols = np.concatenate([t, f, np.full(len(self._source_rows), root), self._source_rows])
+        g = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 1, n + 1)).tocsr()
+        _, pred = breadth_first_order(g, root, directed=False, return_predecessors=True)
+        if pred[start] < 0 and start != root:
+            return None
+        edge = {}
+        for k, (a, b) in enumerate(zip(f, t, strict=True)):
+            edge.setdefault((int(a), int(b)), int(br[k]))
+            edge.setdefault((int(b), int(a)), int(br[k]))
+        path, node = [], start
+        while pred[node] >= 0 and pred[node] != root:
+            p = int(pred[node])
+            path.append(edge[(node, p)])
+            node = p
+        return path
+
+    def _tick(self) -> None:
+        if not self._pending_trips:
+            return
+        now = self.clock.now_ns()
+        due = sorted(x for x in self._pending_trips if x[0] <= now)
+        if not due:
+            return
+        self._pending_trips = [x for x in self._pending_trips if x[0] > now]
+        for t, breaker in due:
+            self._set_switch(breaker, False)
+            self.events.append(TwinEvent(t, "trip", breaker, {"delay_s": self.trip_delay_s}))
+            self._recompute(time_ns=t)
+
+    def advance(self, seconds: float) -> GridState:
+        """Move a stepped clock forward and let protection act; returns the state after."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise TwinError("seconds", f"{seconds!r} must be a finite number >= 0")
+        if self.clock.mode is ClockMode.STEPPED:
+            self.clock.advance(seconds)
+        else:
+            raise TwinError(
+                "clock",
+                "advance() needs a stepped clock; wall/accelerated clocks "
+                "move by themselves (read twin.state)",
+            )
+        return self.state
+
+    def _recompute(self, time_ns: int | None = None) -> None:
+        """Re-solve after any change; with an active fault on an energised node, the fault state
+        (and a trip is scheduled if none is pending)."""
+        sym = self._default_symmetric(None)
+        res = self._pf(sym)
+        self._pf_result, self._pf_symmetric = res, sym
+        fault = self.active_fault
+        if fault is not None:
+            b = self._branch_index[fault.branch_id]
+            ct, row = self.pgm.branch_rows[b]
+            live = res[CT.node]["energized"]
+            ends = (self._br_from[b], self._br_to[b])
+            seg_closed = self._line_seg_live(ct, row, fault)
+            if any(live[e] for e, ok in zip(ends, seg_closed, strict=True) if ok):
+                st = self.compute_fault(fault)
+                if not self._pending_trips:
+                    br = self.protecting_breaker(fault)
+                    if br is not None:
+                        t0 = time_ns if time_ns is not None else self.clock.now_ns()
+                        self._pending_trips.append((t0 + int(self.trip_delay_s * 1e9), br))
+                if time_ns is not None:
+                    st = _with_time(st, time_ns)
+                self._set_state(st)
+                return
+        st = self._state_from_pf(res, sym)
+        if time_ns is not None:
+            st = _with_time(st, time_ns)
+        self._set_state(st)
+
+    def _line_seg_live(self, ct: CT, row: int, fault: Fault) -> tuple[bool, bool]:
+        """Whether the fault point is connected to the from / to terminal of its branch."""
+        inp = self.pgm.input[ct]
+        fs, ts = bool(inp["from_status"][row]), bool(inp["to_status"][row])
+        if fault.fraction == 0.0:
+            return (True, fs and ts)
+        if fault.fraction == 1.0:
+            return (fs and ts, True)
+        return (fs, ts)
+
+    # ------------------------------------------------------------------ switching
+    def _switch_closed(self, switch_id: str) -> bool:
+        ref = self.pgm.switches[switch_id]
+        arr = self.pgm.input[ref.component]
+        return all(bool(arr[f"{s}_status"][ref.row]) for s in ref.sides)
+
+    def switch_states(self) -> dict[str, bool]:
+        return {s: self._switch_closed(s) for s in self.pgm.switches}
+
+    def switch_role(self, switch_id: str) -> str:
+        return self.grid.switch_role.get(switch_id, "switch")
+
+    def _set_switch(self, switch_id: str, closed: bool) -> None:
+        ref = self.pgm.switches[switch_id]
+        arr = self.pgm.input[ref.component]
+        upd = initialize_array("update", ref.component, 1)
+        upd["id"] = arr["id"][ref.row]
+        for s in ref.sides:
+            arr[f"{s}_status"][ref.row] = int(closed)
+            upd[f"{s}_status"] = int(closed)
+        self._model.update(update_data={ref.component: upd})
+
+    def operate(self, switch_id: str, closed: bool) -> GridState:
+        """Open (``closed=False``) or close a breaker, sectionalizer or tie; re-solves."""
+        if switch_id not in self.pgm.switches:
+            raise TwinError("switch_id", f"{switch_id!r} is not a switch of grid {self.name!r}")
+        if not isinstance(closed, bool):
+            raise TwinError("closed", f"{closed!r} must be true or false")
+        self._tick()
+        self._set_switch(switch_id, closed)
+        self.events.append(TwinEvent(self.clock.now_ns(), "operate", switch_id, {"closed": closed}))
+        if closed:
+            # Closing onto a de-energised fault re-arms protection.
+            self._pending_trips = [p for p in self._pending_trips if p[1] != switch_id]
+        self._recompute()
+        return self.state
+
+    def branch_closed(self) -> np.ndarray:
+        """(n_branches,) bool: both terminal statuses closed."""
+        out = np.zeros(len(self.branch_ids), dtype=bool)
+        for k, (ct, row) in enumerate(self.pgm.branch_rows):
+            a = self.pgm.input[ct]
+            out[k] = bool(a["from_status"][row]) and bool(a["to_status"][row])
+        return out
+
+    def is_radial(self) -> bool:
+        """True when every energised part is a tree hanging from exactly one source (sources
+        merged into one root, so two primaries joined through a closed tie count as a loop)."""
+        f, t, _ = self._graph()
+        n = len(self.node_ids)
+        root = n
+        rows = np.concatenate([f, self._source_rows])
+        cols = np.concatenate([t, np.full(len(self._source_rows), root)])
+        g = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 1, n + 1))
+        ncomp, labels = connected_components(g, directed=False)
+        edges_per = np.bincount(labels[rows], minlength=ncomp)
+        nodes_per = np.bincount(labels, minlength=ncomp)
+        return bool(np.all(edges_per <= nodes_per - 1))
+
+    # ------------------------------------------------------------------ customers and loads
+    def _customer(self, customer_id: str) -> int:
+        if customer_id not in self._customer_row:
+            raise TwinError(
+                "customer_id", f"{customer_id!r} is not a customer of grid {self.name!r}"
+            )
+        return self._customer_row[customer_id]
+
+    def _push_asym(self, row: int) -> None:
+        arr = self.pgm.input[CT.asym_load]
+        upd = initialize_array("update", CT.asym_load, 1)
+        for col in ("id", "status", "p_specified", "q_specified"):
+            upd[col] = arr[col][row]
+        self._model.update(update_data={CT.asym_load: upd})
+
+    def set_relay(self, customer_id: str, on: bool) -> GridState:
+        """Customer's on/off relay (seed 002 operator unit)."""
+        row = self._customer(customer_id)
+        if not isinstance(on, bool):
+            raise TwinError("on", f"{on!r} must be true or false")
+        self.pgm.input[CT.asym_load]["status"][row] = int(on)
+        self.customers[customer_id].relay_on = on
+        self._push_asym(row)
+        self.events.append(TwinEvent(self.clock.now_ns(), "relay", customer_id, {"on": on}))
+        self._recompute()
+        return self.state
+
+    def select_phase(self, customer_id: str, phase: str) -> GridState:
+        """Move a single-phase customer to phase a, b or c (seed 002 phase switching)."""
+        row = self._customer(customer_id)
+        if phase not in ("a", "b", "c"):
+            raise TwinError("phase", f"{phase!r} is not one of 'a', 'b', 'c'")
+        c = self.customers[customer_id]
+        k = "abc".index(phase)
+        arr = self.pgm.input[CT.asym_load]
+        arr["p_specified"][row] = 0.0
+        arr["q_specified"][row] = 0.0
+        arr["p_specified"][row][k] = c.p_w
+        arr["q_specified"][row][k] = c.q_var
+        c.phase = phase
+        self._push_asym(row)
+        self.events.append(TwinEvent(self.clock.now_ns(), "phase", customer_id, {"phase": phase}))
+        self._recompute()
+        return self.state
+
+    def customer_phase(self, customer_id: str) -> str:
+        self._customer(customer_id)
+        return self.customers[customer_id].phase
+
+    @property
+    def load_ids(self) -> tuple[str, ...]:
+        return tuple(self.pgm.load_names)
+
+    def set_load_power(
+        self, p_w: dict[str, float], q_var: dict[str, float] | None = None, *, solve: bool = True
+    ) -> None:
+        """Set three-phase loads' total active/reactive power (profiles drive this). For
+        customers use their id: the power goes on their selected phase."""
+        q_var = q_var or {}
+        sl_rows, sl_p, sl_q, cust = [], [], [], []
+        for lid, p in p_w.items():
+            if not isinstance(p, int | float) or not math.isfinite(p):
+                raise TwinError(f"p_w[{lid}]", f"{p!r} is not a finite number")
+            if lid in self._load_row:
+                r = self._load_row[lid]
+                sl_rows.append(r)
+                sl_p.append(p)
+                sl_q.append(q_var.get(lid, self.pgm.input[CT.sym_load]["q_specified"][r]))
+            elif lid in self._customer_row:
+                cust.append(lid)
+            else:
+                raise TwinError("load_id", f"{lid!r} is not a load or customer of {self.name!r}")
+        if sl_rows:
+            arr = self.pgm.input[CT.sym_load]
+            r = np.array(sl_rows)
+            arr["p_specified"][r] = sl_p
+            arr["q_specified"][r] = sl_q
+            upd = initialize_array("update", CT.sym_load, len(r))
+            upd["id"] = arr["id"][r]
+            upd["p_specified"] = arr["p_specified"][r]
+            upd["q_specified"] = arr["q_specified"][r]
+            self._model.update(update_data={CT.sym_load: upd})
+        for cid in cust:
+            c = self.customers[cid]
+            c.p_w = float(p_w[cid])
+            c.q_var = float(q_var.get(cid, c.q_var))
+            row = self._customer_row[cid]
+            arr = self.pgm.input[CT.asym_load]
+            k = "abc".index(c.phase)
+            arr["p_specified"][row] = 0.0
+            arr["q_specified"][row] = 0.0
+            arr["p_specified"][row][k] = c.p_w
+            arr["q_specified"][row][k] = c.q_var
+            self._push_asym(row)
+        if solve:
+            self._recompute()
+
+    # ------------------------------------------------------------------ batch
+    def fault_batch(self, faults: list[Fault]) -> list[GridState]:
+        """During-fault states for many faults from the present pre-fault state (no events, no
+        protection). Faults at the same (branch, fraction) share one model and run as one PGM
+        batch; the pre-fault power flow and load admittances are computed once."""
+        if not faults:
+            return []
+        for f in faults:
+            self._check_fault(f)
+        sym = self._default_symmetric(None)
+        res = self._pf(sym)
+        groups: dict[tuple[str, float], list[int]] = {}
+        for k, f in enumerate(faults):
+            groups.setdefault((f.branch_id, f.fraction), []).append(k)
+        out: list[GridState | None] = [None] * len(faults)
+        for idx in groups.values():
+            f0 = faults[idx[0]]
+            inp, _, split_row = self._fault_input(f0, res, sym)
+            upd = initialize_array("update", CT.fault, (len(idx), 1))
+            upd["id"] = inp[CT.fault]["id"][0]
+            upd["status"] = 1
+            upd["fault_object"] = inp[CT.fault]["fault_object"][0]
+            for j, k in enumerate(idx):
+                upd["fault_type"][j] = faults[k].fault_type
+                upd["fault_phase"][j] = faults[k].fault_phase
+                upd["r_f"][j] = faults[k].r_f_ohm
+                upd["x_f"][j] = faults[k].x_f_ohm
+            try:
+                r = PowerGridModel(inp).calculate_short_circuit(
+                    update_data={CT.fault: upd},
+                    short_circuit_voltage_scaling=ShortCircuitVoltageScaling.minimum,
+                )
+            except PowerGridError as exc:
+                raise LoadflowNotConverged(self.name, f"fault batch: {exc}") from None
+            for j, k in enumerate(idx):
+                out[k] = self._state_from_sc(r, faults[k], split_row, scen=j)
+        return [s for s in out if s is not None]
+
+    # ------------------------------------------------------------------ model data
+    def line_data(self) -> list[LineData]:
+        """Per-section series/shunt data of every line (what a fault locator needs)."""
+        ln = self.pgm.input.get(CT.line)
+        if ln is None:
+            return []
+        out = []
+        for k, name in enumerate(self.pgm.line_names):
+            km = float(self.pgm.line_length_km[k]) or 1e-9
+            out.append(
+                LineData(
+                    id=name,
+                    from_node=self.pgm.node_names[self.pgm.node_row[int(ln["from_node"][k])]],
+                    to_node=self.pgm.node_names[self.pgm.node_row[int(ln["to_node"][k])]],
+                    length_m=km * 1000.0,
+                    r1_ohm_per_km=float(ln["r1"][k]) / km,
+                    x1_ohm_per_km=float(ln["x1"][k]) / km,
+                    c1_nf_per_km=float(ln["c1"][k]) / km * 1e9,
+                    r0_ohm_per_km=float(ln["r0"][k]) / km,
+                    x0_ohm_per_km=float(ln["x0"][k]) / km,
+                    c0_nf_per_km=float(ln["c0"][k]) / km * 1e9,
+                    i_max_a=float(ln["i_n"][k]),
+                    closed=bool(ln["from_status"][k] and ln["to_status"][k]),
+                )
+            )
+        return out
+
+    def transformer_data(self) -> list[TransformerData]:
+        tr = self.pgm.input.get(CT.transformer)
+        if tr is None:
+            return []
+        wind = {0: "Y", 1: "YN", 2: "D"}
+        out = []
+        for k, name in enumerate(self.pgm.trafo_names):
+            vg = (
+                f"{wind.get(int(tr['winding_from'][k]), '?')}"
+                f"{wind.get(int(tr['winding_to'][k]), '?').lower()}{int(tr['clock'][k])}"
+            )
+            out.append(
+                TransformerData(
+                    id=name,
+                    from_node=self.pgm.node_names[self.pgm.node_row[int(tr["from_node"][k])]],
+                    to_node=self.pgm.node_names[self.pgm.node_row[int(tr["to_node"][k])]],
+                    sn_va=float(tr["sn"][k]),
+                    u1_v=float(tr["u1"][k]),
+                    u2_v=float(tr["u2"][k]),
+                    uk=float(tr["uk"][k]),
+                    pk_w=float(tr["pk"][k]),
+                    i0=float(tr["i0"][k]),
+                    p0_w=float(tr["p0"][k]),
+                    vector_group=vg,
+                    closed=bool(tr["from_status"][k] and tr["to_status"][k]),
+                )
+            )
+        return out
+
+    def load_data(self) -> list[LoadData]:
+        out = []
+        inp = self.pgm.input
+        if CT.sym_load in inp:
+            a = inp[CT.sym_load]
+            for k, name in enumerate(self.pgm.load_names):
+                out.append(
+                    LoadData(
+                        name,
+                        self.pgm.node_names[self.pgm.node_row[int(a["node"][k])]],
+                        np.full(3, a["p_specified"][k] / 3),
+                        np.full(3, a["q_specified"][k] / 3),
+                        bool(a["status"][k]),
+                        "3ph",
+                    )
+                )
+        if CT.asym_load in inp:
+            a = inp[CT.asym_load]
+            for k, name in enumerate(self.pgm.asym_load_names):
+                out.append(
+                    LoadData(
+                        name,
+                        self.pgm.node_names[self.pgm.node_row[int(a["node"][k])]],
+                        a["p_specified"][k].copy(),
+                        a["q_specified"][k].copy(),
+                        bool(a["status"][k]),
+                        "customer",
+                    )
+                )
+        return out
+
+    def node_voltage_kv(self, node_id: str) -> float:
+        if node_id not in self._node_index:
+            raise TwinError("node_id", f"{node_id!r} is not a node of grid {self.name!r}")
+        return float(self._u_rated[self._node_index[node_id]] / 1000.0)
+
+    # ------------------------------------------------------------------ topology
+    def topology_document(self) -> TopologyDocument:
+        g = self.grid
+        nodes = []
+        for k, n in enumerate(self.node_ids):
+            xy = g.coords.get(n)
+            nodes.append(
+                TopologyNode(
+                    id=n,
+                    kind=g.node_kind.get(n, "source" if k in set(self._source_rows) else "bus"),
+                    voltage_kv=float(self._u_rated[k] / 1000.0),
+                    feeder=g.node_feeder.get(n),
+                    x=xy[0] if xy else None,
+                    y=xy[1] if xy else None,
+                )
+            )
+        closed = self.branch_closed()
+        line_switch = {
+            (ref.component, ref.row): name
+            for name, ref in self.pgm.switches.items()
+            if ref.component is not CT.link
+        }
+        branches = []
+        for k, b in enumerate(self.branch_ids):
+            ct, row = self.pgm.branch_rows[k]
+            meta: dict[str, Any] = {}
+            length_m = None
+            if ct is CT.line:
+                net_line = g.net.line
+                std = net_line.loc[net_line["name"] == b, "std_type"]
+                kind = "cable"
+                if len(std):
+                    meta["cable_type"] = str(std.iloc[0])
+                    ltype = net_line.loc[net_line["name"] == b, "type"]
+                    kind = "line" if len(ltype) and ltype.iloc[0] == "ol" else "cable"
+                length_m = float(self.pgm.line_length_km[row] * 1000.0)
+                sw = line_switch.get((ct, row))
+                if sw:
+                    meta["switch_id"] = sw
+                    meta["switch_role"] = self.switch_role(sw)
+                switchable = sw is not None
+                normally_open = bool(sw and self._normally_open[sw])
+            elif ct is CT.transformer:
+                kind = "transformer"
+                sw = line_switch.get((ct, row))
+                switchable = sw is not None
+                normally_open = False
+            else:
+                role = self.switch_role(b)
+                kind = role if role in ("breaker", "sectionalizer", "tie", "switch") else "link"
+                switchable = role != "link"
+                normally_open = self._normally_open[b]
+            branches.append(
+                TopologyBranch(
+                    id=b,
+                    from_node=self.node_ids[self._br_from[k]],
+                    to_node=self.node_ids[self._br_to[k]],
+                    kind=kind,
+                    closed=bool(closed[k]),
+                    normally_open=normally_open,
+                    switchable=switchable,
+                    length_m=length_m,
+                    metadata=meta,
+                )
+            )
+        placements = [
+            DevicePlacement(device_id=m.id, node_id=m.node_id, branch_id=m.branch_id)
+            for m in g.measurement_points
+        ]
+        return TopologyDocument(
+            grid=self.name, nodes=nodes, branches=branches, placements=placements
+        )
+
+    def summary(self) -> dict[str, int]:
+        """Counts for ``gridedge twin grids``."""
+        roles = [self.switch_role(s) for s in self.pgm.switches]
+        feeders = sum(1 for r in roles if r == "breaker")
+        return {
+            "buses": len(self.node_ids),
+            "lines": len(self.pgm.line_names),
+            "transformers": len(self.pgm.trafo_names),
+            "switches": sum(1 for r in roles if r != "link"),
+            "loads": len(self.pgm.load_names) + len(self.pgm.asym_load_names),
+            "feeders": feeders,
+        }
+
+
+def _with_time(st: GridState, time_ns: int) -> GridState:
+    from dataclasses import replace
+
+    return replace(st, time_ns=time_ns, _node_index={}, _branch_index={})
+
+
+def fnode_row(twin: Twin, pgm_node_id: int) -> int:
+    return twin.pgm.node_row[int(pgm_node_id)]
+
+
+def _trim(res: dict, n_nodes: int, base_inp: dict) -> dict:
+    """Drop the fault node / segment rows so the result aligns with the base model."""
+    out = {}
+    for ct, arr in res.items():
+        if ct is CT.node:
+            out[ct] = arr[:n_nodes]
+        elif ct in base_inp:
+            out[ct] = arr[: len(base_inp[ct])]
+        else:
+            out[ct] = arr
+    return out
