@@ -1,0 +1,335 @@
+"""Fault capture: the 3SMA's disturbance recorder (seed 003 §III-B, REFERENCE.md §2.1).
+
+Polls the DAQ's RMS values every ``poll_interval_s`` and triggers on
+
+- overcurrent: a phase current above ``overcurrent_factor`` × its pre-fault reference (and above
+  ``min_current_a``, so an idle feeder's noise cannot trigger), or above ``overcurrent_a``;
+- undervoltage: a phase voltage below ``undervoltage_pu`` × its reference, or below
+  ``undervoltage_v``.
+
+References are exponentially smoothed healthy readings (``reference_alpha``). On a trigger the app
+asks the DAQ for the window around it (``pre_s`` before, ``post_s`` after), then:
+
+1. locates the inception in the samples: the DAQ's own mark if it gives one, else the
+   cycle-difference detector, else the trigger time;
+2. computes one-cycle DFT phasors (:mod:`gridedge.dsp`) of the cycle just before inception
+   ("pre") and of the cycle starting ``during_delay_cycles`` after it ("during": the delay lets
+   the DC offset decay a little, as seed 003's locator does), referenced to the absolute epoch
+   like the twin's phasors;
+3. logs the sag as a meter does: the lowest half-cycle-refreshed 1-cycle RMS per phase (and the
+   highest current) between inception and the clearing of the fault (a second change in the
+   samples), so a breaker opening later in the window does not read as a 0 V sag;
+4. keeps the window as COMTRADE in the node's data folder (at most ``max_records``, oldest
+   removed first) and publishes a :class:`~gridedge.contracts.events.FaultRecord` on
+   ``data/<id>/fault`` plus a ``fault-captured`` event on ``data/<id>/event`` (both QoS 1).
+
+After a capture the app waits ``holdoff_s`` and until readings are healthy again before it
+re-arms, so one fault gives one record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridedge.apps._loop import FailureLog, Ticker
+from gridedge.apps.params import ParamError, integer, number, unknown
+from gridedge.contracts.events import FaultRecord, PhasorSet
+from gridedge.contracts.telemetry import DeviceEvent, EventKind, Telemetry
+from gridedge.contracts.topics import Stream
+from gridedge.contracts.waveform import WaveformWindow
+from gridedge.dsp import samples_per_cycle
+from gridedge.node.backends.measure import epoch_phasors, half_cycle_rms, locate_inception
+
+NAME = "fault_capture"
+PHASES = ("a", "b", "c")
+DEFAULTS: dict[str, Any] = {
+    "poll_interval_s": 0.02,
+    "overcurrent_factor": 2.0,
+    "min_current_a": 1.0,
+    "overcurrent_a": None,
+    "undervoltage_pu": 0.8,
+    "undervoltage_v": None,
+    "pre_s": 0.5,
+    "post_s": 0.5,
+    "during_delay_cycles": 1.0,
+    "holdoff_s": 1.0,
+    "max_records": 50,
+    "record_dir": None,
+    "reference_alpha": 0.2,
+    "inception_relative": 0.1,
+}
+
+
+class FaultCaptureError(RuntimeError):
+    """A captured window cannot give the phasors (too short around the inception, no samples)."""
+
+
+class FaultCaptureApp:
+    def __init__(self) -> None:
+        self._ticker = Ticker()
+        self.p: dict[str, Any] = dict(DEFAULTS)
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _apply(self, params: dict[str, Any]) -> None:
+        unknown(params, set(DEFAULTS), NAME)
+        p: dict[str, Any] = {}
+        p["poll_interval_s"] = number(params, "poll_interval_s", 0.02, gt=0, le=60, app=NAME)
+        p["overcurrent_factor"] = number(params, "overcurrent_factor", 2.0, gt=1, app=NAME)
+        p["min_current_a"] = number(params, "min_current_a", 1.0, ge=0, app=NAME)
+        p["overcurrent_a"] = number(params, "overcurrent_a", None, gt=0, app=NAME)
+        p["undervoltage_pu"] = number(params, "undervoltage_pu", 0.8, gt=0, le=1, app=NAME)
+        p["undervoltage_v"] = number(params, "undervoltage_v", None, gt=0, app=NAME)
+        p["pre_s"] = number(params, "pre_s", 0.5, gt=0, le=10, app=NAME)
+        p["post_s"] = number(params, "post_s", 0.5, gt=0, le=10, app=NAME)
+        p["during_delay_cycles"] = number(params, "during_delay_cycles", 1.0, ge=0, app=NAME)
+        p["holdoff_s"] = number(params, "holdoff_s", 1.0, ge=0, app=NAME)
+        p["max_records"] = integer(params, "max_records", 50, ge=1, app=NAME)
+        p["reference_alpha"] = number(params, "reference_alpha", 0.2, gt=0, le=1, app=NAME)
+        p["inception_relative"] = number(params, "inception_relative", 0.1, gt=0, app=NAME)
+        rd = params.get("record_dir")
+        if rd is not None and not isinstance(rd, str):
+            raise ParamError(f"{NAME} parameter 'record_dir' must be a path string")
+        p["record_dir"] = rd
+        self.p = p
+
+    def on_params(self, params: dict[str, Any]) -> None:
+        self._apply(params)
+        self._ticker.poke()
+
+    def record_dir(self, ctx: Any) -> Path:
+        if self.p["record_dir"]:
+            return Path(self.p["record_dir"])
+        base = getattr(ctx, "data_dir", None)
+        if base is None:
+            from gridedge.config import Config
+
+            base = Config().data_dir
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", ctx.device_id)
+        return Path(base) / "fault-records" / safe
+
+    # -- run ----------------------------------------------------------------------------------
+    async def run(self, ctx: Any) -> None:
+        self._apply(ctx.params)
+        if ctx.daq is None:
+            raise RuntimeError("fault capture needs a DAQ backend, and this node has none")
+        failures = FailureLog(ctx.log, "reading the DAQ")
+        ref_v: np.ndarray | None = None
+        ref_i: np.ndarray | None = None
+        armed_at = 0.0
+        armed = True
+        due = ctx.clock.now()
+        while True:
+            try:
+                r = await ctx.daq.read_rms()
+                failures.succeeded()
+            except NotImplementedError:
+                raise
+            except Exception as exc:
+                failures.failed(exc)
+                r = None
+            if r is not None:
+                v, i = np.asarray(r.voltage_v), np.asarray(r.current_a)
+                if ref_v is None or ref_v.shape != v.shape:
+                    ref_v, ref_i = v.copy(), i.copy()
+                assert ref_i is not None
+                trig = self.check(v, i, ref_v, ref_i)
+                now = ctx.clock.now()
+                if trig is None:
+                    a = self.p["reference_alpha"]
+                    ref_v, ref_i = (1 - a) * ref_v + a * v, (1 - a) * ref_i + a * i
+                    if not armed and now >= armed_at:
+                        armed = True
+                elif armed:
+                    armed = False
+                    armed_at = now + self.p["holdoff_s"]
+                    await self._capture(ctx, r, trig, ctx.clock.now_ns())
+            due += self.p["poll_interval_s"]
+            if due <= ctx.clock.now():
+                due = ctx.clock.now() + self.p["poll_interval_s"]
+            while not await self._ticker.wait_until(ctx, due):
+                due = ctx.clock.now() + self.p["poll_interval_s"]
+
+    def check(
+        self, v: np.ndarray, i: np.ndarray, ref_v: np.ndarray, ref_i: np.ndarray
+    ) -> tuple[str, list[int]] | None:
+        """("overcurrent" | "undervoltage", phase indices) or None."""
+        p = self.p
+        oc = (i > p["overcurrent_factor"] * ref_i) & (i > p["min_current_a"])
+        if p["overcurrent_a"] is not None:
+            oc |= i > p["overcurrent_a"]
+        if oc.any():
+            return "overcurrent", [int(k) for k in np.nonzero(oc)[0]]
+        uv = v < p["undervoltage_pu"] * ref_v
+        if p["undervoltage_v"] is not None:
+            uv |= v < p["undervoltage_v"]
+        if uv.any():
+            return "undervoltage", [int(k) for k in np.nonzero(uv)[0]]
+        return None
+
+    async def _capture(
+        self, ctx: Any, reading: Telemetry, trig: tuple[str, list[int]], trigger_ns: int
+    ) -> None:
+        kind, idx = trig
+        phases = [reading.phase] if len(reading.voltage_v) == 1 and reading.phase else PHASES
+        ctx.log.info("fault capture: %s on %s", kind, [phases[k] for k in idx])
+        try:
+            window = await ctx.daq.read_window(
+                self.p["pre_s"], self.p["post_s"], around_ns=trigger_ns
+            )
+            record = self.analyse(window, kind, [phases[k] for k in idx], trigger_ns, ctx)
+        except NotImplementedError:
+            raise
+        except Exception as exc:
+            ctx.log.warning("fault capture failed after a %s trigger: %s", kind, exc)
+            ctx.state["capture_errors"] = ctx.state.get("capture_errors", 0) + 1
+            ctx.publish(
+                Stream.EVENT,
+                DeviceEvent(
+                    device_id=ctx.device_id,
+                    kind=EventKind.APP_ERROR,
+                    occurred_at=ctx.clock.utcnow(),
+                    detail={"error": str(exc), "trigger": kind, "trigger_ns": trigger_ns},
+                    app=NAME,
+                ),
+            )
+            return
+        record.comtrade = await asyncio.to_thread(self._keep, ctx, window, record.record_id)
+        ctx.publish(Stream.FAULT, record, qos=1)
+        ctx.publish(
+            Stream.EVENT,
+            DeviceEvent(
+                device_id=ctx.device_id,
+                kind=EventKind.FAULT_CAPTURED,
+                occurred_at=ctx.clock.utcnow(),
+                detail={
+                    "record_id": record.record_id,
+                    "trigger": kind,
+                    "trigger_phases": record.trigger_phases,
+                    "inception_ns": record.inception_ns,
+                    "min_rms_v": record.min_rms_v,
+                    "max_rms_a": record.max_rms_a,
+                    "comtrade": record.comtrade,
+                },
+                app=NAME,
+            ),
+            qos=1,
+        )
+        ctx.state["captures"] = ctx.state.get("captures", 0) + 1
+
+    # -- analysis -----------------------------------------------------------------------------
+    def analyse(
+        self,
+        window: WaveformWindow,
+        trigger: str,
+        trigger_phases: list[str],
+        trigger_ns: int,
+        ctx: Any,
+    ) -> FaultRecord:
+        values = window.values()
+        if window.primary_ratio:
+            values = values * np.asarray(window.primary_ratio)[:, None]
+        names = [c.lower() for c in window.channels]
+        vk = [k for k, c in enumerate(names) if c.startswith("v")]
+        ik = [k for k, c in enumerate(names) if c.startswith("i")]
+        if not vk or len(vk) != len(ik):
+            raise FaultCaptureError(
+                f"window channels {window.channels}: need matching voltage and current channels"
+            )
+        fs, f0 = window.sampling_rate_hz, window.nominal_frequency_hz
+        n = samples_per_cycle(fs, f0)
+        total = window.n_samples
+        if window.inception_index is not None:
+            inc, source = int(window.inception_index), "daq"
+        else:
+            found = locate_inception(values, fs, f0, relative=self.p["inception_relative"])
+            if found is not None:
+                inc, source = found, "detected"
+            else:
+                inc = round((trigger_ns - window.start_ns) * fs / 1e9)
+                source = "trigger"
+        delay = round(self.p["during_delay_cycles"] * n)
+        if inc - n < 0:
+            raise FaultCaptureError(
+                f"only {inc} samples before the inception, one cycle ({n}) is needed: raise pre_s"
+            )
+        if inc + delay + n > total:
+            raise FaultCaptureError(
+                f"only {total - inc} samples after the inception, {delay + n} are needed "
+                "(delay + one cycle): raise post_s"
+            )
+        ph_pre = epoch_phasors(values, fs, f0, start=inc - n, first_sample_ns=window.start_ns)
+        ph_dur = epoch_phasors(values, fs, f0, start=inc + delay, first_sample_ns=window.start_ns)
+        # the sag lasts from inception until the fault is cleared (the next change)
+        after = inc + delay + n
+        clear = locate_inception(values[:, after - n :], fs, f0, relative=0.5)
+        end = after - n + clear if clear is not None else total
+        seg = values[:, inc:end] if end - inc >= n else values[:, inc + delay : inc + delay + n]
+        rms = half_cycle_rms(seg, fs, f0)
+        pre_rms = np.sqrt(np.mean(values[:, inc - n : inc] ** 2, axis=1))
+        codes = window.codes()
+        half = 2 ** (window.adc_bits - 1)
+        clipped = int(np.sum((codes <= -half) | (codes >= half - 1)))
+
+        def pairs(z: np.ndarray, ks: list[int]) -> list[list[float]]:
+            return [[float(z[k].real), float(z[k].imag)] for k in ks]
+
+        ns_per = 1e9 / fs
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", ctx.device_id)
+        inception_ns = window.start_ns + round(inc * ns_per)
+        return FaultRecord(
+            record_id=f"{safe}_{inception_ns}",
+            device_id=ctx.device_id,
+            point_id=window.point_id,
+            trigger=trigger,  # type: ignore[arg-type]
+            trigger_phases=trigger_phases,  # type: ignore[arg-type]
+            trigger_ns=trigger_ns,
+            inception_ns=inception_ns,
+            inception_source=source,  # type: ignore[arg-type]
+            sampling_rate_hz=fs,
+            nominal_frequency_hz=f0,
+            window_start_ns=window.start_ns,
+            n_samples=total,
+            pre=PhasorSet(
+                voltage=pairs(ph_pre, vk),
+                current=pairs(ph_pre, ik),
+                cycle_start_ns=window.start_ns + round((inc - n) * ns_per),
+            ),
+            during=PhasorSet(
+                voltage=pairs(ph_dur, vk),
+                current=pairs(ph_dur, ik),
+                cycle_start_ns=window.start_ns + round((inc + delay) * ns_per),
+            ),
+            min_rms_v=[round(float(rms[k].min()), 4) for k in vk],
+            max_rms_a=[round(float(rms[k].max()), 4) for k in ik],
+            pre_rms_v=[round(float(pre_rms[k]), 4) for k in vk],
+            pre_rms_a=[round(float(pre_rms[k]), 4) for k in ik],
+            clipped_samples=clipped,
+            captured_at=ctx.clock.utcnow(),
+        )
+
+    def _keep(self, ctx: Any, window: WaveformWindow, name: str) -> str | None:
+        """Write the COMTRADE pair and drop the oldest records beyond ``max_records``."""
+        try:
+            from gridedge.twin.comtrade import write_comtrade
+        except ImportError:  # pragma: no cover - the writer ships with gridedge
+            ctx.log.warning("no COMTRADE writer available: record %s kept in memory only", name)
+            return None
+        directory = self.record_dir(ctx)
+        fmt = "BINARY" if window.adc_bits <= 16 else "BINARY32"
+        cfg, _ = write_comtrade(
+            window, directory, name, station=ctx.device_id, device=window.point_id, fmt=fmt
+        )
+        records = sorted(directory.glob("*.cfg"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        for old in records[: max(0, len(records) - self.p["max_records"])]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".dat").unlink(missing_ok=True)
+        return str(cfg)
+
+
+def factory() -> FaultCaptureApp:
+    return FaultCaptureApp()

@@ -1,0 +1,156 @@
+"""DAQ and actuator backends: where a node's measurements come from and what it can move.
+
+``make_backends(kind, options)`` is what the node CLI calls with ``--backend KIND`` and its
+options; every kind returns ``(DaqBackend | None, ActuatorBackend | None)``:
+
+| kind | DAQ | actuators | options |
+|---|---|---|---|
+| ``twin`` | the twin's simulated DAQ | its relay/switches | ``url``, ``point`` (+ whatever ``gridedge.twin.client`` takes) |
+| ``pzem`` | PZEM-004T over Modbus RTU | Modbus relay board (optional) | ``port`` or ``host``, ``baudrate``, ``address``, ``phase``, ``timeout_s``, ``retries``; ``relay_address``, ``relay_coil``, ``switch_coils``, ``phase_register`` |
+| ``replay`` | COMTRADE/CSV playback | none | ``file``, ``loop``, ``phase``, ``rms_cycles`` |
+| ``none`` | none | none | — (service hosts: fog/cloud apps need no DAQ) |
+
+The twin client is imported only when asked for, so a meter that talks to real hardware does not
+load the twin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gridedge.clock import Clock, default_clock
+from gridedge.node.appapi import ActuatorBackend, DaqBackend
+
+KINDS = ("twin", "pzem", "replay", "none")
+
+
+class BackendConfigError(ValueError):
+    """A backend option is missing or wrong; the message names it."""
+
+
+def _take(options: dict[str, Any], known: set[str], kind: str) -> dict[str, Any]:
+    extra = sorted(set(options) - known)
+    if extra:
+        raise BackendConfigError(
+            f"backend {kind!r}: unknown option(s) {extra}; known: {sorted(known)}"
+        )
+    return dict(options)
+
+
+def _int(opts: dict[str, Any], name: str, kind: str) -> None:
+    if name in opts and opts[name] is not None:
+        try:
+            opts[name] = int(opts[name])
+        except (TypeError, ValueError) as exc:
+            raise BackendConfigError(
+                f"backend {kind!r}: option {name!r} must be an integer, got {opts[name]!r}"
+            ) from exc
+
+
+def make_backends(
+    kind: str,
+    options: dict[str, Any] | None = None,
+    *,
+    device_id: str = "meter",
+    clock: Clock | None = None,
+) -> tuple[DaqBackend | None, ActuatorBackend | None]:
+    options = dict(options or {})
+    clock = clock or default_clock()
+    if kind == "none":
+        _take(options, set(), kind)
+        return None, None
+    if kind == "pzem":
+        return _pzem(options, device_id, clock)
+    if kind == "replay":
+        return _replay(options, device_id, clock)
+    if kind == "twin":
+        try:
+            from gridedge.twin import client as twin_client  # lazy: only twin meters need it
+        except ImportError as exc:
+            raise BackendConfigError(
+                "backend 'twin': gridedge.twin.client is not available in this installation"
+            ) from exc
+        factory = getattr(twin_client, "make_twin_backends", None)
+        if factory is not None:
+            return factory(options, device_id=device_id, clock=clock)
+        client = twin_client.TwinClient(**{k: v for k, v in options.items() if k != "point"})
+        point = options.get("point", device_id)
+        return twin_client.TwinDaq(client, point), twin_client.TwinActuators(client, point)
+    raise BackendConfigError(f"backend kind {kind!r} is not one of {', '.join(KINDS)}")
+
+
+def _pzem(
+    options: dict[str, Any], device_id: str, clock: Clock
+) -> tuple[DaqBackend, ActuatorBackend | None]:
+    from gridedge.node.backends.modbus_relay import ModbusRelay
+    from gridedge.node.backends.pzem import PzemDaq
+
+    known = {
+        "port",
+        "host",
+        "tcp_port",
+        "rtu_over_tcp",
+        "baudrate",
+        "address",
+        "phase",
+        "timeout_s",
+        "retries",
+        "relay_address",
+        "relay_coil",
+        "switch_coils",
+        "phase_register",
+    }
+    opts = _take(options, known, "pzem")
+    for name in ("baudrate", "address", "retries", "tcp_port", "relay_address", "relay_coil"):
+        _int(opts, name, "pzem")
+    if not opts.get("port") and not opts.get("host"):
+        raise BackendConfigError(
+            "backend 'pzem': option 'port' (serial device, e.g. /dev/ttyUSB0) or 'host' "
+            "(RS485-to-Ethernet gateway) is required"
+        )
+    relay_keys = {"relay_address", "relay_coil", "switch_coils", "phase_register"}
+    relay_opts = {k: opts.pop(k) for k in list(opts) if k in relay_keys}
+    try:
+        daq = PzemDaq(device_id=device_id, clock=clock, **opts)
+    except ValueError as exc:
+        raise BackendConfigError(f"backend 'pzem': {exc}") from exc
+    actuators = None
+    if relay_opts:
+        switches = relay_opts.get("switch_coils") or {}
+        if not isinstance(switches, dict):
+            raise BackendConfigError(
+                "backend 'pzem': option 'switch_coils' must map switch ids to coil numbers"
+            )
+        # the relay board shares the RS485 line (and so the link) with the meter
+        actuators = ModbusRelay(
+            daq.link,
+            address=int(relay_opts.get("relay_address", 2)),
+            relay_coil=relay_opts.get("relay_coil", 0),
+            switch_coils={str(k): int(v) for k, v in switches.items()},
+            phase_register=relay_opts.get("phase_register"),
+        )
+    return daq, actuators
+
+
+def _replay(options: dict[str, Any], device_id: str, clock: Clock) -> tuple[DaqBackend, None]:
+    from gridedge.node.backends.replay import ReplayDaq, ReplayError
+
+    opts = _take(options, {"file", "loop", "phase", "rms_cycles", "point_id"}, "replay")
+    path = opts.pop("file", None)
+    if not path:
+        raise BackendConfigError("backend 'replay': option 'file' (.cfg or .csv) is required")
+    _int(opts, "rms_cycles", "replay")
+    if isinstance(opts.get("loop"), str):
+        opts["loop"] = opts["loop"].lower() in ("1", "true", "yes", "on")
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix in (".cfg", ".cff"):
+            return ReplayDaq.from_comtrade(path, clock, device_id=device_id, **opts), None
+        if suffix == ".csv":
+            return ReplayDaq.from_csv(path, clock, device_id=device_id, **opts), None  # type: ignore[return-value]
+    except ReplayError as exc:
+        raise BackendConfigError(f"backend 'replay': {exc}") from exc
+    raise BackendConfigError(
+        f"backend 'replay': option 'file' must be a COMTRADE .cfg or a .csv, got {path}"
+    )

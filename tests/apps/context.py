@@ -1,0 +1,108 @@
+"""An in-memory AppContext for app tests without the node runtime.
+
+Only the context is a test double (what the runtime would hand the app); the DAQ and actuators
+behind it are real backends. Publications are recorded with their full topic, built by the same
+topic builder the runtime uses; ``deliver`` feeds a message to matching subscriptions as the
+broker would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from gridedge.clock import Clock
+from gridedge.contracts.common import Message
+from gridedge.contracts.topics import Plane, topic
+
+
+@dataclass
+class Published:
+    topic: str
+    stream: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+def _matches(pattern: str, value: str) -> bool:
+    p, v = pattern.split("/"), value.split("/")
+    for k, part in enumerate(p):
+        if part == "#":
+            return True
+        if k >= len(v) or (part != "+" and part != v[k]):
+            return False
+    return len(p) == len(v)
+
+
+@dataclass
+class FakeContext:
+    device_id: str
+    clock: Clock
+    daq: Any = None
+    actuators: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    app_name: str = "test"
+    data_dir: str | None = None
+    published: list[Published] = field(default_factory=list)
+    subscriptions: list[tuple[str, Any, int]] = field(default_factory=list)
+    sleeps: int = 0
+
+    def __post_init__(self) -> None:
+        self.log = logging.getLogger(f"test.app.{self.app_name}")
+        self.settings = None
+        self.grid = None
+
+    def publish(
+        self,
+        stream: str,
+        payload: Message | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        plane: str = "data",
+        device_id: str | None = None,
+    ) -> None:
+        data = payload.to_json() if isinstance(payload, Message) else bytes(payload)
+        t = topic(Plane(plane), device_id or self.device_id, str(stream))
+        self.published.append(Published(t, str(stream), data, qos, retain))
+
+    def subscribe(self, pattern: str, handler: Any, *, qos: int = 1, plane: str = "data") -> None:
+        self.subscriptions.append((pattern, handler, qos))
+
+    async def deliver(self, t: str, payload: bytes) -> int:
+        n = 0
+        for pattern, handler, _ in self.subscriptions:
+            if _matches(pattern, t):
+                res = handler(t, payload)
+                if asyncio.iscoroutine(res):
+                    await res
+                n += 1
+        return n
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        await self.clock.sleep(seconds)
+
+    def alive(self) -> None:
+        pass
+
+    def on(self, stream: str) -> list[Published]:
+        return [p for p in self.published if p.stream == stream]
+
+
+async def run_stepped(clock: Clock, seconds: float, step_s: float = 0.005) -> None:
+    """Advance a stepped clock in small steps, letting every task run in between."""
+    steps = round(seconds / step_s)
+    for _ in range(steps):
+        clock.advance(step_s)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+async def settle(rounds: int = 20) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
