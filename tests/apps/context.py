@@ -99,7 +99,7 @@ async def run_stepped(clock: Clock, seconds: float, step_s: float = 0.005) -> No
     steps = round(seconds / step_s)
     for _ in range(steps):
         clock.advance(step_s)
-        for _ in range(3):
+        for _ in range(12):  # wake-up -> asyncio.wait -> read -> next sleep takes a few rounds
             await asyncio.sleep(0)
 
 

@@ -12,6 +12,12 @@ import asyncio
 import logging
 from typing import Any
 
+SLACK_NS = 1_000  # a deadline within 1 µs counts as reached (float rounding in sleep())
+
+
+def ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
 
 class Ticker:
     def __init__(self) -> None:
@@ -21,16 +27,17 @@ class Ticker:
         """Cut the current wait short (called from ``on_params``)."""
         self._wake.set()
 
-    async def wait_until(self, ctx: Any, due_s: float) -> bool:
-        """Sleep on ``ctx.sleep`` until ``due_s`` (clock seconds). Returns False if poked."""
+    async def wait_until(self, ctx: Any, due_ns: int) -> bool:
+        """Sleep on ``ctx.sleep`` until ``due_ns`` (clock UTC ns; integer, because float seconds
+        since the epoch lose sub-microsecond steps). Returns False if poked."""
         while True:
-            remaining = due_s - ctx.clock.now()
+            remaining_ns = due_ns - ctx.clock.now_ns()
             if self._wake.is_set():
                 self._wake.clear()
                 return False
-            if remaining <= 0:
+            if remaining_ns <= SLACK_NS:
                 return True
-            sleeper = asyncio.ensure_future(ctx.sleep(remaining))
+            sleeper = asyncio.ensure_future(ctx.sleep(remaining_ns / 1e9))
             waker = asyncio.ensure_future(self._wake.wait())
             try:
                 done, _ = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)

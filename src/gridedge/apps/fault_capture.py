@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gridedge.apps._loop import FailureLog, Ticker
+from gridedge.apps._loop import FailureLog, Ticker, ns
 from gridedge.apps.params import ParamError, integer, number, unknown
 from gridedge.contracts.events import FaultRecord, PhasorSet
 from gridedge.contracts.telemetry import DeviceEvent, EventKind, Telemetry
@@ -122,7 +122,7 @@ class FaultCaptureApp:
         ref_i: np.ndarray | None = None
         armed_at = 0.0
         armed = True
-        due = ctx.clock.now()
+        due = ctx.clock.now_ns()
         while True:
             try:
                 r = await ctx.daq.read_rms()
@@ -148,11 +148,11 @@ class FaultCaptureApp:
                     armed = False
                     armed_at = now + self.p["holdoff_s"]
                     await self._capture(ctx, r, trig, ctx.clock.now_ns())
-            due += self.p["poll_interval_s"]
-            if due <= ctx.clock.now():
-                due = ctx.clock.now() + self.p["poll_interval_s"]
+            due += ns(self.p["poll_interval_s"])
+            if due <= ctx.clock.now_ns():
+                due = ctx.clock.now_ns() + ns(self.p["poll_interval_s"])
             while not await self._ticker.wait_until(ctx, due):
-                due = ctx.clock.now() + self.p["poll_interval_s"]
+                due = ctx.clock.now_ns() + ns(self.p["poll_interval_s"])
 
     def check(
         self, v: np.ndarray, i: np.ndarray, ref_v: np.ndarray, ref_i: np.ndarray

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridedge.apps._loop import FailureLog, Ticker
+from gridedge.apps._loop import FailureLog, Ticker, ns
 from gridedge.apps.params import ParamError, integer, number, unknown
 from gridedge.contracts.events import OutageDetail
 from gridedge.contracts.telemetry import DeviceEvent, EventKind
@@ -100,7 +100,7 @@ class OutageApp:
         st.setdefault("supply_lost_since", None)
         below: dict[str, int] = {}
         above: dict[str, int] = {}
-        due = ctx.clock.now()
+        due = ctx.clock.now_ns()
         while True:
             volts: list[float] | None = None
             phases: tuple[str, ...] = PHASES
@@ -124,11 +124,11 @@ class OutageApp:
                 self._learn(ctx, volts)
                 if self.nominal_v is not None:
                     self._step(ctx, dict(zip(phases, volts, strict=True)), below, above)
-            due += self.poll_interval_s
-            if due <= ctx.clock.now():
-                due = ctx.clock.now() + self.poll_interval_s
+            due += ns(self.poll_interval_s)
+            if due <= ctx.clock.now_ns():
+                due = ctx.clock.now_ns() + ns(self.poll_interval_s)
             while not await self._ticker.wait_until(ctx, due):
-                due = ctx.clock.now() + self.poll_interval_s
+                due = ctx.clock.now_ns() + ns(self.poll_interval_s)
 
     def _learn(self, ctx: Any, volts: list[float]) -> None:
         if self.nominal_v is None:

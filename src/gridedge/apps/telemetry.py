@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridedge.apps._loop import FailureLog, Ticker
+from gridedge.apps._loop import FailureLog, Ticker, ns
 from gridedge.apps.params import ParamError, number, unknown
 from gridedge.contracts.telemetry import Telemetry
 from gridedge.contracts.topics import Stream
@@ -56,7 +56,7 @@ class TelemetryApp:
             raise RuntimeError("telemetry needs a DAQ backend, and this node has none")
         failures = FailureLog(ctx.log, "reading the DAQ")
         ctx.state.setdefault("next_seq", 0)
-        due = ctx.clock.now()
+        due = ctx.clock.now_ns()
         while True:
             try:
                 reading = await ctx.daq.read_rms()
@@ -69,15 +69,16 @@ class TelemetryApp:
                 failures.succeeded()
                 ctx.publish(Stream.TELEMETRY, await self._message(ctx, reading), qos=1)
             last = due
-            due = last + self.interval_s
-            now = ctx.clock.now()
+            step = ns(self.interval_s)
+            due = last + step
+            now = ctx.clock.now_ns()
             if due <= now:  # fell behind (slow DAQ, paused node): skip ticks, do not burst
-                skipped = int((now - due) // self.interval_s) + 1
+                skipped = (now - due) // step + 1
                 ctx.state["skipped_ticks"] = ctx.state.get("skipped_ticks", 0) + skipped
-                due = last + (skipped + 1) * self.interval_s
+                due = last + (skipped + 1) * step
             while not await self._ticker.wait_until(ctx, due):
                 # new parameters: the next reading is one *new* interval after the last one
-                due = max(last + self.interval_s, ctx.clock.now())
+                due = max(last + ns(self.interval_s), ctx.clock.now_ns())
 
     async def _message(self, ctx: Any, reading: Telemetry) -> Telemetry:
         now_ns = ctx.clock.now_ns()

@@ -93,8 +93,9 @@ def measure_cycles(
             a = dft_phasors(v[k, end - 2 * n : end - n], rate_hz, nominal_hz)
             b = dft_phasors(v[k, end - n : end], rate_hz, nominal_hz)
             # each phasor is referenced to its own first sample, one nominal period apart
-            dphi = float(np.angle(b / a))
-            freq = nominal_hz + dphi * rate_hz / (2 * math.pi * n)
+            if abs(a) > 1e-9 and abs(b) > 1e-9:  # not across a supply interruption
+                dphi = float(np.angle(b / a))
+                freq = nominal_hz + dphi * rate_hz / (2 * math.pi * n)
     return CycleMeasurement(v_rms, i_rms, vph, iph, p, q, pf, freq)
 
 
