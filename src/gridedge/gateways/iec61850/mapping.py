@@ -82,7 +82,12 @@ def _mms_to_py(value: Any, btype: str) -> Any:
             )
         if btype == "Quality":
             q = int(iec.Quality_fromMmsValue(value))
-            validity = {0: "good", 1: "invalid", 2: "reserved", 3: "questionable"}[q & 0x3]
+            validity = {
+                iec.QUALITY_VALIDITY_GOOD: "good",
+                iec.QUALITY_VALIDITY_INVALID: "invalid",
+                iec.QUALITY_VALIDITY_RESERVED: "reserved",
+                iec.QUALITY_VALIDITY_QUESTIONABLE: "questionable",
+            }[q & 0x3]
             return {"validity": validity, "raw": q}
         return int(iec.MmsValue_getBitStringAsInteger(value))
     if t in (iec.MMS_VISIBLE_STRING, iec.MMS_STRING):
