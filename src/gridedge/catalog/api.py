@@ -79,6 +79,63 @@ class Principal:
     device_id: str | None = None
 
 
+class CheckInFastPath:
+    """ASGI wrapper answering the one request that dominates the load — a device's own periodic
+    check-in with a valid token — straight from memory, before routing, dependency injection and
+    middleware. Everything else, including every error case of that same route, goes to the
+    FastAPI app, which documents the route and produces the Problem bodies."""
+
+    PREFIX = "/v1/devices/"
+    SUFFIX = "/settings"
+
+    def __init__(self, app: FastAPI, service: CatalogService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path.startswith(self.PREFIX) and path.endswith(self.SUFFIX):
+                device_id = path[len(self.PREFIX) : -len(self.SUFFIX)]
+                if "/" not in device_id and await self._answer(device_id, scope, send):
+                    return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, device_id: str, scope: dict[str, Any], send: Any) -> bool:
+        auth = inm = None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                auth = v.decode("latin-1")
+            elif k == b"if-none-match":
+                inm = v.decode("latin-1")
+        token = security.bearer(auth)
+        svc = self.service
+        if token is None or svc.device_for_token(token) != device_id:
+            return False  # the full route produces the 401/403/404
+        e = svc.devices.get(device_id)
+        if e is None:
+            return False
+        body = svc.check_in(e, inm)
+        etag = e.quoted_etag.encode()
+        if body is None:
+            await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag)]})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"etag", etag),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        return True
+
+
+def create_asgi(service: CatalogService) -> CheckInFastPath:
+    """The application servers run: the FastAPI app behind the check-in fast path."""
+    return CheckInFastPath(create_app(service), service)
+
+
 def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -228,10 +285,15 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
         tags=["device"],
         responses=ERRORS,
     )
-    async def provision(device_id: DeviceIdPath, req: ProvisionRequest) -> ProvisionResponse:
+    async def provision(device_id: DeviceIdPath, req: ProvisionRequest) -> Response:
         """Self-configuration: the secret proves the device; answers a new token (the previous one
         is revoked) and the full settings document."""
-        return await service.provision(device_id, req)
+        token, e = await service.provision(device_id, req)
+        return Response(
+            service.provision_response(token, e),
+            media_type="application/json",
+            headers={"ETag": e.quoted_etag, "Cache-Control": "no-store"},
+        )
 
     @app.get(
         "/v1/devices/{device_id}/settings",

@@ -13,7 +13,7 @@ import uvicorn
 
 from gridedge.broker.mosquitto import EmbeddedBrokers
 from gridedge.broker.urls import parse_broker_url
-from gridedge.catalog.api import create_app
+from gridedge.catalog.api import create_asgi
 from gridedge.catalog.service import CatalogOptions, CatalogService
 from gridedge.config import Config
 from gridedge.contracts.catalog import BrokerEndpoint, BrokerPlanes
@@ -54,7 +54,7 @@ class CatalogServer:
     def _config(self) -> uvicorn.Config:
         self.service = CatalogService(self.options)
         return uvicorn.Config(
-            create_app(self.service),
+            create_asgi(self.service),
             host=self.host,
             port=self.port,
             log_level=self.log_level,
@@ -126,7 +126,7 @@ def serve(
         )
         service = CatalogService(options)
         uvicorn.run(
-            create_app(service),
+            create_asgi(service),
             host=host,
             port=port,
             http="httptools",

@@ -48,7 +48,6 @@ from gridedge.contracts.catalog import (
     Heartbeat,
     ProvisioningCredentials,
     ProvisionRequest,
-    ProvisionResponse,
     SettingsChanged,
     SettingsUpdate,
     TopicPlan,
@@ -201,6 +200,8 @@ class CatalogService:
         self.publisher = MgmtPublisher(options.brokers.mgmt)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-db")
         self._dirty: set[str] = set()
+        self._writes: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._writer_busy = False
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.check_ins = 0
@@ -210,6 +211,34 @@ class CatalogService:
     # -- life cycle ---------------------------------------------------------------------------
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    async def _persist(self, changes: list[dict[str, Any]]) -> None:
+        """Write device rows, grouping concurrent callers into one transaction (group commit):
+        1,000 devices provisioning at once cost a few commits, not 1,000."""
+        if not changes:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writes.append((changes, fut))
+        if not self._writer_busy:
+            self._writer_busy = True
+            self._writer_task = asyncio.create_task(self._write_batches())
+        await fut
+
+    async def _write_batches(self) -> None:
+        assert self.store is not None
+        try:
+            while self._writes:
+                batch, self._writes = self._writes, []
+                try:
+                    await self._run(self.store.update_devices, [c for ch, _ in batch for c in ch])
+                except Exception as exc:
+                    for _, f in batch:
+                        f.set_exception(exc)
+                else:
+                    for _, f in batch:
+                        f.set_result(None)
+        finally:
+            self._writer_busy = False
 
     async def start(self) -> None:
         self.store = await self._run(Store, self.options.db_url)
@@ -524,8 +553,7 @@ class CatalogService:
         changed = [e for e in entries if self._rebuild(e, now)]
         persist = changed if not force_persist else entries
         if persist:
-            assert self.store is not None
-            await self._run(self.store.update_devices, [e.columns() for e in persist])
+            await self._persist([e.columns() for e in persist])
         for e in changed:
             self._push_settings(e, reason)
         return changed
@@ -656,38 +684,48 @@ class CatalogService:
         return [self.app_infos[k] for k in sorted(self.app_infos)]
 
     # -- device side --------------------------------------------------------------------------
-    async def provision(self, device_id: str, req: ProvisionRequest) -> ProvisionResponse:
+    async def provision(self, device_id: str, req: ProvisionRequest) -> tuple[str, DeviceEntry]:
+        """Self-configuration: a new token (the previous one is revoked) for the device, whose
+        settings document the caller sends along (``rendered``/``settings``)."""
         e = self.entry(device_id)
         if not security.matches(req.provisioning_secret, e.secret_hash):
             raise CatalogProblem(
                 401, "Wrong provisioning secret", "the provisioning secret does not match"
             )
-        async with self._lock:
-            token = security.new_token()
-            old = e.token_hash
-            e.token_hash = security.digest(token)
-            now = time.time()
-            e.provisioned_at = now
-            if req.hardware:
-                e.hardware = req.hardware
-            if req.firmware:
-                e.firmware = req.firmware
-            e.last_seen = now
-            was = e.status
-            e.status = DeviceStatus.CONNECTED
-            if was != DeviceStatus.CONNECTED:
-                e.status_since = now
-            self._rebuild(e, now)
-            assert self.store is not None
-            await self._run(self.store.update_devices, [e.columns()])
+        token = security.new_token()
+        old = e.token_hash
+        e.token_hash = security.digest(token)
+        now = time.time()
+        e.provisioned_at = now
+        if req.hardware:
+            e.hardware = req.hardware
+        if req.firmware:
+            e.firmware = req.firmware
+        e.last_seen = now
+        was = e.status
+        e.status = DeviceStatus.CONNECTED
+        if was != DeviceStatus.CONNECTED:
+            e.status_since = now
+        self._rebuild(e, now)
+        if old:
+            self.by_token.pop(old, None)  # re-provisioning revokes the previous token
+        try:
+            await self._persist([e.columns()])  # durable before the token is handed out
+        except Exception:
+            e.token_hash = old
             if old:
-                self.by_token.pop(old, None)  # re-provisioning revokes the previous token
-            self.by_token[e.token_hash] = e.id
-            self._dirty.discard(e.id)
+                self.by_token[old] = e.id
+            raise
+        self.by_token[e.token_hash] = e.id
+        self._dirty.discard(e.id)
         if was != DeviceStatus.CONNECTED:
             log.info("%s provisioned and connected", e.id)
             self._publish_status(e)
-        return ProvisionResponse(token=token, settings=self.settings(e))
+        return token, e
+
+    def provision_response(self, token: str, e: DeviceEntry) -> bytes:
+        """The ProvisionResponse body, built around the cached settings JSON."""
+        return b'{"token":' + json.dumps(token).encode() + b',"settings":' + self.rendered(e) + b"}"
 
     def touch(self, e: DeviceEntry) -> None:
         """Any sign of life: refresh last-seen, and bring a silent device back."""
