@@ -177,20 +177,21 @@ class TwinService:
         q = {k: self._base_load[k][1] * f[k][1] for k in self._base_load}
         self.twin.set_load_power(p, q)
         self._next_profile_ns = now + int(self.opt.profile_step_s * 1e9)
+        total = sum(p.values())
+        self._emit(TwinEventKind.PROFILE_STEP, now, {"loads": len(p), "total_p_w": total})
+
+    def _emit(self, kind: TwinEventKind, time_ns: int, detail: dict[str, object]) -> None:
+        msg = TwinEvent(seq=len(self.events) + 1, kind=kind, time_ns=time_ns, detail=detail)
+        self.events.append(msg)
+        for q in list(self._subscribers):
+            q.put_nowait(msg)
 
     def _publish_new(self) -> None:
         new = self.twin.events[self._seen :]
         self._seen = len(self.twin.events)
         for ev in new:
-            msg = TwinEvent(
-                seq=len(self.events) + 1,
-                kind=EVENT_KIND.get(ev.kind, TwinEventKind.SWITCH_CHANGED),
-                time_ns=int(ev.time_ns),
-                detail=_detail(ev),
-            )
-            self.events.append(msg)
-            for q in list(self._subscribers):
-                q.put_nowait(msg)
+            kind = EVENT_KIND.get(ev.kind, TwinEventKind.SWITCH_CHANGED)
+            self._emit(kind, int(ev.time_ns), _detail(ev))
 
     def subscribe(self) -> asyncio.Queue[TwinEvent]:
         q: asyncio.Queue[TwinEvent] = asyncio.Queue()
