@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,13 @@ async def publish_package(cat: Any, data: bytes, sig: str) -> None:
     info = packages.inspect_package(data)
     await cat.admin.upload_app_package(
         AppPackageInfo(
-            name=info.manifest.name, version=info.manifest.version, sha256=info.sha256,
-            size=info.size, signature=sig, targets=info.manifest.targets, manifest=info.manifest_raw,
+            name=info.manifest.name,
+            version=info.manifest.version,
+            sha256=info.sha256,
+            size=info.size,
+            signature=sig,
+            targets=info.manifest.targets,
+            manifest=info.manifest_raw,
         ),
         data,
     )
@@ -36,7 +42,9 @@ async def set_apps(cat: Any, device_id: str, apps: list[dict]) -> None:
     )
 
 
-async def test_node_boots_self_configures_and_publishes(catalog_server: Any, make_node: Any) -> None:
+async def test_node_boots_self_configures_and_publishes(
+    catalog_server: Any, make_node: Any
+) -> None:
     secret = await register(catalog_server, "M1", [COUNTER])
     async with Collector(catalog_server.brokers.data.url, subscription(Plane.DATA, "M1")) as col:
         node = await make_node("M1", secret)
@@ -51,10 +59,12 @@ async def test_node_boots_self_configures_and_publishes(catalog_server: Any, mak
 
 
 def max_gap(times: list[float]) -> float:
-    return max(b - a for a, b in zip(times, times[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(times))
 
 
-async def _swap_scenario(cat: Any, make_node: Any, tmp_path: Path, key: Path, *, push: bool) -> float:
+async def _swap_scenario(
+    cat: Any, make_node: Any, tmp_path: Path, key: Path, *, push: bool
+) -> float:
     """Assign v1.0.0, then v1.1.0; returns seconds from the PATCH to the first v1.1.0 message."""
     d1, s1 = build_signed(tmp_path, key, "meterapp", "1.0.0")
     d2, s2 = build_signed(tmp_path, key, "meterapp", "1.1.0")
@@ -85,7 +95,7 @@ async def _swap_scenario(cat: Any, make_node: Any, tmp_path: Path, key: Path, *,
     rec = await cat.admin.get_device("SW1")
     states = {(s.app, s.version): s.state.value for s in rec.app_states}
     assert states.get(("meterapp", "1.1.0")) == "running"
-    print(f'swap {swap_s:.3f} s, max counter gap {max_gap(counter_times):.3f} s')
+    print(f"swap {swap_s:.3f} s, max counter gap {max_gap(counter_times):.3f} s")
     return swap_s
 
 

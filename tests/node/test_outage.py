@@ -115,7 +115,9 @@ async def test_broker_outage_30s_loses_no_reading(catalog_server: Any, make_node
     assert got[: published - 5] == list(range(1, published - 4))
 
 
-async def test_outbox_bound_drops_are_counted_and_reported(catalog_server: Any, make_node: Any) -> None:
+async def test_outbox_bound_drops_are_counted_and_reported(
+    catalog_server: Any, make_node: Any
+) -> None:
     brokers = catalog_server.brokers
     secret = await register(catalog_server, "O2", [{**COUNTER, "params": {"interval_s": 0.02}}])
     col = SessionCollector(brokers.data.url, subscription(Plane.DATA, "O2"))

@@ -13,7 +13,9 @@ from tests.node.helpers import Collector, build_signed
 from tests.node.test_node import publish_package, register, set_apps
 
 
-async def wait_state(cat: Any, device_id: str, app: str, version: str, timeout: float = 10.0) -> Any:
+async def wait_state(
+    cat: Any, device_id: str, app: str, version: str, timeout: float = 10.0
+) -> Any:
     import asyncio
 
     loop = asyncio.get_running_loop()
@@ -21,7 +23,11 @@ async def wait_state(cat: Any, device_id: str, app: str, version: str, timeout: 
     while loop.time() < deadline:
         rec = await cat.admin.get_device(device_id)
         for s in rec.app_states:
-            if s.app == app and s.version == version and s.state.value in ("rejected", "failed", "running"):
+            if (
+                s.app == app
+                and s.version == version
+                and s.state.value in ("rejected", "failed", "running")
+            ):
                 return s
         await asyncio.sleep(0.1)
     raise AssertionError(f"no final state for {app} {version} in the catalog")
@@ -85,7 +91,9 @@ async def test_unsigned_package_and_unknown_builtin_are_refused(
     good, _ = build_signed(tmp_path, signing_key, "meterapp", "1.0.0")
     await publish_package(cat, good, "")
     secret = await register(
-        cat, "R2", [{"name": "meterapp", "version": "1.0.0"}, {"name": "nosuchapp", "version": "1.0.0"}]
+        cat,
+        "R2",
+        [{"name": "meterapp", "version": "1.0.0"}, {"name": "nosuchapp", "version": "1.0.0"}],
     )
     node = await make_node("R2", secret)
     st = await wait_state(cat, "R2", "meterapp", "1.0.0")
@@ -101,19 +109,25 @@ async def test_params_refused_by_schema_and_changed_in_place(
     cat = catalog_server
     good, sig = build_signed(tmp_path, signing_key, "meterapp", "1.0.0")
     await publish_package(cat, good, sig)
-    secret = await register(cat, "R3", [{"name": "meterapp", "version": "1.0.0", "params": {"interval_s": 0.2}}])
+    secret = await register(
+        cat, "R3", [{"name": "meterapp", "version": "1.0.0", "params": {"interval_s": 0.2}}]
+    )
     async with Collector(cat.brokers.data.url, subscription(Plane.DATA, "R3")) as col:
         node = await make_node("R3", secret)
         await col.wait_for(lambda: len(col.on("versioned")) >= 2)
         runner = node.apps.runners["meterapp"]
         # only params change: on_params, same instance, no restart (the counter n keeps growing)
-        await set_apps(cat, "R3", [{"name": "meterapp", "version": "1.0.0", "params": {"interval_s": 0.02}}])
+        await set_apps(
+            cat, "R3", [{"name": "meterapp", "version": "1.0.0", "params": {"interval_s": 0.02}}]
+        )
         await col.wait_for(lambda: len(col.on("versioned")) >= 30)
         assert node.apps.runners["meterapp"] is runner and runner.restarts == 0
         ns = [b["n"] for _, b in col.on("versioned")]
         assert ns == list(range(1, len(ns) + 1))
         # invalid params are refused with the field named; the app keeps its old params
-        await set_apps(cat, "R3", [{"name": "meterapp", "version": "1.0.0", "params": {"interval_s": -1}}])
+        await set_apps(
+            cat, "R3", [{"name": "meterapp", "version": "1.0.0", "params": {"interval_s": -1}}]
+        )
         st = None
         for _ in range(100):
             rec = await cat.admin.get_device("R3")

@@ -10,7 +10,7 @@ from gridedge.contracts.topics import Plane, subscription
 from tests.node.helpers import Collector, build_signed
 from tests.node.test_node import COUNTER, max_gap, publish_package, register
 
-BLOCKING_CODE = '''
+BLOCKING_CODE = """
 import time
 
 class App:
@@ -25,12 +25,16 @@ class App:
 
 def factory():
     return App()
-'''
+"""
 
 
-async def test_raising_app_is_restarted_while_others_continue(catalog_server: Any, make_node: Any) -> None:
+async def test_raising_app_is_restarted_while_others_continue(
+    catalog_server: Any, make_node: Any
+) -> None:
     secret = await register(
-        catalog_server, "S1", [COUNTER, {"name": "crasher", "version": "1.0.0", "params": {"crashes": 2}}]
+        catalog_server,
+        "S1",
+        [COUNTER, {"name": "crasher", "version": "1.0.0", "params": {"crashes": 2}}],
     )
     async with Collector(catalog_server.brokers.data.url, subscription(Plane.DATA, "S1")) as col:
         node = await make_node("S1", secret)
@@ -50,7 +54,9 @@ async def test_raising_app_is_restarted_while_others_continue(catalog_server: An
 
 async def test_stalled_app_is_detected_and_restarted(catalog_server: Any, make_node: Any) -> None:
     # sample_apps.MANIFEST sets a 1 s watchdog for the test apps
-    secret = await register(catalog_server, "S2", [COUNTER, {"name": "staller", "version": "1.0.0"}])
+    secret = await register(
+        catalog_server, "S2", [COUNTER, {"name": "staller", "version": "1.0.0"}]
+    )
     async with Collector(catalog_server.brokers.data.url, subscription(Plane.DATA, "S2")) as col:
         node = await make_node("S2", secret)
         await col.wait_for(lambda: len(col.on("staller")) >= 2, 8)
@@ -65,11 +71,19 @@ async def test_blocking_app_runs_on_its_own_thread(
     catalog_server: Any, make_node: Any, tmp_path: Path, signing_key: Path
 ) -> None:
     data, sig = build_signed(
-        tmp_path, signing_key, "blocker", "1.0.0", code=BLOCKING_CODE, blocking=True, watchdog_s=1.0,
+        tmp_path,
+        signing_key,
+        "blocker",
+        "1.0.0",
+        code=BLOCKING_CODE,
+        blocking=True,
+        watchdog_s=1.0,
         schema={"type": "object"},
     )
     await publish_package(catalog_server, data, sig)
-    secret = await register(catalog_server, "S3", [COUNTER, {"name": "blocker", "version": "1.0.0"}])
+    secret = await register(
+        catalog_server, "S3", [COUNTER, {"name": "blocker", "version": "1.0.0"}]
+    )
     async with Collector(catalog_server.brokers.data.url, subscription(Plane.DATA, "S3")) as col:
         node = await make_node("S3", secret)
         await col.wait_for(lambda: len(col.on("blocker")) >= 2, 10)

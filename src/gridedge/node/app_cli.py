@@ -134,3 +134,51 @@ def publish(
     except CatalogError as exc:
         _fail(str(exc))
     console.print(f"published {info.name} {info.version} in {catalog}")
+
+
+@app.command()
+def assign(
+    device: str = typer.Option(..., "--device", help="device id"),
+    name: str = typer.Option(..., "--name", help="app name"),
+    version: str = typer.Option(..., "--version", help="app version"),
+    params: str = typer.Option("{}", "--params", help="parameters as a JSON object"),
+    target: str = typer.Option("edge", "--target", help="edge | fog | cloud"),
+    remove: bool = typer.Option(False, "--remove", help="unassign the app instead"),
+    catalog: str = typer.Option(
+        ..., "--catalog", envvar="GRIDEDGE_CATALOG_URL", help="catalog URL"
+    ),
+    admin_token: str = typer.Option(..., "--admin-token", envvar="GRIDEDGE_ADMIN_TOKEN"),
+) -> None:
+    """Assign (or update, or --remove) one app on one device; the node follows at once (push)."""
+    from pydantic import ValidationError
+
+    from gridedge.catalog.client import CatalogAdmin, CatalogError
+    from gridedge.contracts.catalog import AppAssignment, SettingsUpdate
+
+    try:
+        p = json.loads(params)
+        if not isinstance(p, dict):
+            raise ValueError("must be a JSON object")
+        wanted = AppAssignment(name=name, version=version, params=p, target=target)
+    except (ValueError, ValidationError) as exc:
+        _fail(f"--params/--name/--version: {exc}")
+
+    async def go() -> int:
+        async with CatalogAdmin(catalog, admin_token) as admin:
+            rec = await admin.get_device(device)
+            apps = [
+                AppAssignment(name=a.name, version=a.version, params=a.params, target=a.target)
+                for a in rec.apps
+                if a.name != name
+            ]
+            if not remove:
+                apps.append(wanted)
+            s = await admin.patch_settings(device, SettingsUpdate(apps=apps))
+            return s.version
+
+    try:
+        v = asyncio.run(go())
+    except CatalogError as exc:
+        _fail(str(exc))
+    what = "removed" if remove else f"assigned {name} {version}"
+    console.print(f"{device}: {what} (settings version {v})")

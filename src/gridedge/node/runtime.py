@@ -498,8 +498,8 @@ class Node:
             "device_id": self.device_id,
             "settings_version": self.settings.version if self._have_settings.is_set() else None,
             "catalog_ok": self.catalog_ok,
-            "planes": {p.value: l.connected for p, l in self.planes.items()},
+            "planes": {p.value: pl.connected for p, pl in self.planes.items()},
             "apps": {n: r.version for n, r in self.apps.runners.items()},
-            "outbox_pending": {p.value: l.outbox.pending() for p, l in self.planes.items()},
-            "outbox_dropped": {p.value: l.outbox.dropped for p, l in self.planes.items()},
+            "outbox_pending": {p.value: pl.outbox.pending() for p, pl in self.planes.items()},
+            "outbox_dropped": {p.value: pl.outbox.dropped for p, pl in self.planes.items()},
         }
