@@ -153,9 +153,15 @@ class Twin:
             to.append(self.pgm.node_row[int(inp[ct]["to_node"][row])])
         self._br_from = np.array(fr, dtype=int)
         self._br_to = np.array(to, dtype=int)
-        self._source_rows = np.array(
-            [self.pgm.node_row[int(n)] for n in inp[CT.source]["node"]], dtype=int
-        )
+        # Roots of the topology: nodes with a source and primary busbars (kind "source"), so
+        # parallel primary transformers do not count as a loop.
+        roots = {self.pgm.node_row[int(n)] for n in inp[CT.source]["node"]}
+        roots |= {
+            self._node_index[n]
+            for n, k in grid.node_kind.items()
+            if k == "source" and n in self._node_index
+        }
+        self._source_rows = np.array(sorted(roots), dtype=int)
         self._customer_row = {c: k for k, c in enumerate(self.pgm.asym_load_names)}
         self._load_row = {n: k for k, n in enumerate(self.pgm.load_names)}
         self.customers = {k: v for k, v in grid.customers.items()}
@@ -207,7 +213,7 @@ class Twin:
                 symmetric=symmetric,
                 calculation_method=CalculationMethod.newton_raphson,
                 max_iterations=30,
-                error_tolerance=1e-9,
+                error_tolerance=1e-8,
             )
         except PowerGridError as exc:
             raise LoadflowNotConverged(self.name, f"{type(exc).__name__}: {exc}") from None
@@ -588,19 +594,29 @@ class Twin:
         """The breaker that clears ``fault``: the one nearest the fault on its path to a source
         over closed branches (the faulted feeder's breaker in a radial grid)."""
         b = self._branch_index[fault.branch_id]
-        start = int(self._br_from[b] if fault.fraction < 1.0 else self._br_to[b])
-        path = self._path_to_source(start)
-        if path is None:
-            return None
-        for br in path:  # from the fault towards the source
-            sw = self.branch_ids[br]
-            if self.grid.switch_role.get(sw) == "breaker":
-                return sw
-            for name, ref in self.pgm.switches.items():
-                if ref.component is not CT.link and self.grid.switch_role.get(name) == "breaker":
-                    ct, row = self.pgm.branch_rows[br]
-                    if ct is ref.component and row == ref.row:
-                        return name
+        for end in (int(self._br_from[b]), int(self._br_to[b])):
+            path = self._path_to_source(end)
+            if path is None or b in path:
+                continue
+            for br in [b, *path]:  # from the fault towards the source
+                name = self._breaker_on(br)
+                if name is not None:
+                    return name
+        return None
+
+    def _breaker_on(self, br: int) -> str | None:
+        sw = self.branch_ids[br]
+        if self.grid.switch_role.get(sw) == "breaker":
+            return sw
+        ct, row = self.pgm.branch_rows[br]
+        for name, ref in self.pgm.switches.items():
+            if (
+                ref.component is ct
+                and ref.row == row
+                and ref.component is not CT.link
+                and self.grid.switch_role.get(name) == "breaker"
+            ):
+                return name
         return None
 
     def _graph(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -740,18 +756,25 @@ class Twin:
         return out
 
     def is_radial(self) -> bool:
-        """True when every energised part is a tree hanging from exactly one source (sources
-        merged into one root, so two primaries joined through a closed tie count as a loop)."""
+        """True when every energised part is a tree hanging from exactly one source (sources and
+        primary busbars merged into one root, so two primaries joined through a closed tie
+        count as a loop, and parallel primary transformers do not)."""
         f, t, _ = self._graph()
         n = len(self.node_ids)
         root = n
-        rows = np.concatenate([f, self._source_rows])
-        cols = np.concatenate([t, np.full(len(self._source_rows), root)])
-        g = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 1, n + 1))
+        is_root = np.zeros(n + 1, dtype=bool)
+        is_root[self._source_rows] = True
+        is_root[root] = True
+        f = np.where(is_root[f], root, f)
+        t = np.where(is_root[t], root, t)
+        keep = f != t
+        f, t = f[keep], t[keep]
+        g = coo_matrix((np.ones(len(f)), (f, t)), shape=(n + 1, n + 1))
         ncomp, labels = connected_components(g, directed=False)
-        edges_per = np.bincount(labels[rows], minlength=ncomp)
-        nodes_per = np.bincount(labels, minlength=ncomp)
-        return bool(np.all(edges_per <= nodes_per - 1))
+        edges_per = np.bincount(labels[f], minlength=ncomp)
+        nodes_per = np.bincount(labels[np.r_[np.nonzero(~is_root[:n])[0], root]], minlength=ncomp)
+        used = nodes_per > 0
+        return bool(np.all(edges_per[used] <= nodes_per[used] - 1))
 
     # ------------------------------------------------------------------ customers and loads
     def _customer(self, customer_id: str) -> int:
@@ -1056,7 +1079,7 @@ class Twin:
     def summary(self) -> dict[str, int]:
         """Counts for ``gridedge twin grids``."""
         roles = [self.switch_role(s) for s in self.pgm.switches]
-        feeders = sum(1 for r in roles if r == "breaker")
+        feeders = len(set(self.grid.node_feeder.values()))
         return {
             "buses": len(self.node_ids),
             "lines": len(self.pgm.line_names),

@@ -20,9 +20,11 @@ from gridedge.twin.grids.base import (
     GridModel,
     add_bus,
     add_cable,
+    add_load,
     add_source,
     add_switch,
     add_trafo,
+    finalize,
 )
 from gridedge.twin.state import MeasurementPoint
 
@@ -68,7 +70,7 @@ def build(seed: int | None = None) -> GridModel:
             add_switch(gm, f"SW-{f}{k}-out", ss, s_out, "sectionalizer")
             add_trafo(gm, f"TR-{f}{k}", ss, lv, SECONDARY_400KVA)
             p = LOAD_KW[f][k - 1] / 1000.0
-            pp.create_load(gm.net, lv, p_mw=p, q_mvar=p * tan, name=f"LD-{f}{k}")
+            add_load(gm, f"LD-{f}{k}", lv, p, p * tan)
             prev = s_out
             _ = fi
         ends[f] = prev
@@ -104,4 +106,4 @@ def build(seed: int | None = None) -> GridModel:
             description="feeder-head meter of feeder B",
         ),
     ]
-    return gm
+    return finalize(gm)
