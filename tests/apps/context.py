@@ -106,3 +106,13 @@ async def run_stepped(clock: Clock, seconds: float, step_s: float = 0.005) -> No
 async def settle(rounds: int = 20) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
+
+
+async def eventually(predicate, timeout_s: float = 30.0) -> None:
+    """Wait in real time (file writes run on a thread) until ``predicate()`` holds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.01)

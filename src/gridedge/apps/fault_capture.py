@@ -65,6 +65,17 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _load_writer() -> Any:
+    """The COMTRADE writer lives in the twin package, whose import pulls in the grid models
+    (seconds on a small board): load it in the background when the app starts, not at the
+    moment a fault needs recording."""
+    try:
+        from gridedge.twin.comtrade import write_comtrade
+    except ImportError:  # pragma: no cover - the writer ships with gridedge
+        return None
+    return write_comtrade
+
+
 class FaultCaptureError(RuntimeError):
     """A captured window cannot give the phasors (too short around the inception, no samples)."""
 
@@ -73,6 +84,7 @@ class FaultCaptureApp:
     def __init__(self) -> None:
         self._ticker = Ticker()
         self.p: dict[str, Any] = dict(DEFAULTS)
+        self._writer: asyncio.Future[Any] | None = None
 
     # -- parameters ---------------------------------------------------------------------------
     def _apply(self, params: dict[str, Any]) -> None:
@@ -118,6 +130,7 @@ class FaultCaptureApp:
         if ctx.daq is None:
             raise RuntimeError("fault capture needs a DAQ backend, and this node has none")
         failures = FailureLog(ctx.log, "reading the DAQ")
+        self._writer = asyncio.ensure_future(asyncio.to_thread(_load_writer))
         ref_v: np.ndarray | None = None
         ref_i: np.ndarray | None = None
         armed_at = 0.0
@@ -198,7 +211,16 @@ class FaultCaptureApp:
                 ),
             )
             return
-        record.comtrade = await asyncio.to_thread(self._keep, ctx, window, record.record_id)
+        assert self._writer is not None
+        writer = await self._writer
+        if writer is None:
+            ctx.log.warning(
+                "no COMTRADE writer: record %s is published but not kept", record.record_id
+            )
+        else:
+            record.comtrade = await asyncio.to_thread(
+                self._keep, ctx, writer, window, record.record_id
+            )
         ctx.publish(Stream.FAULT, record, qos=1)
         ctx.publish(
             Stream.EVENT,
@@ -243,19 +265,26 @@ class FaultCaptureApp:
         fs, f0 = window.sampling_rate_hz, window.nominal_frequency_hz
         n = samples_per_cycle(fs, f0)
         total = window.n_samples
+        ns_per = 1e9 / fs
+        trigger_idx = round((trigger_ns - window.start_ns) / ns_per)
+        found = None
+        if window.inception_index is None:
+            lsb = np.asarray(window.scale) * np.asarray(window.primary_ratio or 1.0)
+            found = locate_inception(
+                values, fs, f0, relative=self.p["inception_relative"], floor=4 * lsb
+            )
+            if found is not None and found > trigger_idx + 1:
+                found = None  # a change after the trigger is the clearing, not the inception
         if window.inception_index is not None:
             inc, source = int(window.inception_index), "daq"
+        elif found is not None:
+            inc, source = found, "detected"
         else:
-            found = locate_inception(values, fs, f0, relative=self.p["inception_relative"])
-            if found is not None:
-                inc, source = found, "detected"
-            else:
-                inc = round((trigger_ns - window.start_ns) * fs / 1e9)
-                source = "trigger"
+            inc, source = trigger_idx, "trigger"
         delay = round(self.p["during_delay_cycles"] * n)
         if inc - n < 0:
             raise FaultCaptureError(
-                f"only {inc} samples before the inception, one cycle ({n}) is needed: raise pre_s"
+                f"only {max(inc, 0)} samples before the inception, one cycle ({n}) is needed: raise pre_s"
             )
         if inc + delay + n > total:
             raise FaultCaptureError(
@@ -265,12 +294,16 @@ class FaultCaptureApp:
         ph_pre = epoch_phasors(values, fs, f0, start=inc - n, first_sample_ns=window.start_ns)
         ph_dur = epoch_phasors(values, fs, f0, start=inc + delay, first_sample_ns=window.start_ns)
         # the sag lasts from inception until the fault is cleared (the next change)
-        after = inc + delay + n
-        clear = locate_inception(values[:, after - n :], fs, f0, relative=0.5)
-        end = after - n + clear if clear is not None else total
+        s0 = inc + delay  # two during-fault cycles are the clearing detector's reference
+        clear = locate_inception(values[:, s0:], fs, f0, relative=0.5)
+        end = s0 + clear if clear is not None else total
         seg = values[:, inc:end] if end - inc >= n else values[:, inc + delay : inc + delay + n]
         rms = half_cycle_rms(seg, fs, f0)
         pre_rms = np.sqrt(np.mean(values[:, inc - n : inc] ** 2, axis=1))
+        faulted = self._faulted(trigger, ph_pre, ph_dur, vk, ik)
+        phase_names = [names[k][1:] or "a" for k in vk]
+        if faulted:
+            trigger_phases = [phase_names[k] for k in faulted]
         codes = window.codes()
         half = 2 ** (window.adc_bits - 1)
         clipped = int(np.sum((codes <= -half) | (codes >= half - 1)))
@@ -278,7 +311,6 @@ class FaultCaptureApp:
         def pairs(z: np.ndarray, ks: list[int]) -> list[list[float]]:
             return [[float(z[k].real), float(z[k].imag)] for k in ks]
 
-        ns_per = 1e9 / fs
         safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", ctx.device_id)
         inception_ns = window.start_ns + round(inc * ns_per)
         return FaultRecord(
@@ -312,13 +344,26 @@ class FaultCaptureApp:
             captured_at=ctx.clock.utcnow(),
         )
 
-    def _keep(self, ctx: Any, window: WaveformWindow, name: str) -> str | None:
+    def _faulted(
+        self, trigger: str, pre: np.ndarray, dur: np.ndarray, vk: list[int], ik: list[int]
+    ) -> list[int]:
+        """Phases that meet the trigger condition on the phasors (the RMS poll may have caught
+        the transition half-way, when only some phases had crossed)."""
+        p = self.p
+        if trigger == "overcurrent":
+            i0, i1 = np.abs(pre[ik]), np.abs(dur[ik])
+            hit = (i1 > p["overcurrent_factor"] * i0) & (i1 > p["min_current_a"])
+            if p["overcurrent_a"] is not None:
+                hit |= i1 > p["overcurrent_a"]
+        else:
+            v0, v1 = np.abs(pre[vk]), np.abs(dur[vk])
+            hit = v1 < p["undervoltage_pu"] * v0
+            if p["undervoltage_v"] is not None:
+                hit |= v1 < p["undervoltage_v"]
+        return [int(k) for k in np.nonzero(hit)[0]]
+
+    def _keep(self, ctx: Any, write_comtrade: Any, window: WaveformWindow, name: str) -> str:
         """Write the COMTRADE pair and drop the oldest records beyond ``max_records``."""
-        try:
-            from gridedge.twin.comtrade import write_comtrade
-        except ImportError:  # pragma: no cover - the writer ships with gridedge
-            ctx.log.warning("no COMTRADE writer available: record %s kept in memory only", name)
-            return None
         directory = self.record_dir(ctx)
         fmt = "BINARY" if window.adc_bits <= 16 else "BINARY32"
         cfg, _ = write_comtrade(

@@ -123,21 +123,23 @@ def locate_inception(
     """First sample where any channel departs from its own value one cycle earlier.
 
     The cycle-difference ("superimposed quantity") detector used by relays: in steady state
-    x[k] − x[k−N] ≈ 0; a fault makes it jump at once. The threshold per channel is ``relative``
-    × the channel's peak over the first cycle, but at least ``floor`` (absolute, per channel).
-    Returns None when nothing changes."""
+    x[k] − x[k−N] ≈ 0; a fault makes it jump at once. The threshold per channel is the largest
+    of ``relative`` × the channel's peak over the first cycle, 3 × the largest difference seen
+    over the first cycle of differences (the channel's own noise and quantisation: a small load
+    current on a DAQ ranged for fault currents is only a few codes), and ``floor`` (absolute,
+    per channel, e.g. a few ADC steps). Returns None when nothing changes."""
     x = np.atleast_2d(np.asarray(samples, dtype=np.float64))
     n = samples_per_cycle(rate_hz, nominal_hz)
-    if x.shape[1] < 2 * n:
+    if x.shape[1] < 3 * n:
         return None
     d = np.abs(x[:, n:] - x[:, :-n])
     peak = np.max(np.abs(x[:, :n]), axis=1)
-    thr = relative * peak
+    thr = np.maximum(relative * peak, 3.0 * np.max(d[:, :n], axis=1))
     if floor is not None:
         thr = np.maximum(thr, floor)
     thr = np.maximum(thr, 1e-9)
-    hits = d > thr[:, None]
+    hits = d[:, n:] > thr[:, None]  # the first cycle of differences is the noise reference
     first = [int(np.argmax(h)) for h in hits if h.any()]
     if not first:
         return None
-    return min(first) + n
+    return min(first) + 2 * n

@@ -1,0 +1,192 @@
+"""Fault capture: trigger, inception, pre/during phasors against the source phasors, sag
+minimum, COMTRADE kept (read back with the independent reader) and bounded."""
+
+from __future__ import annotations
+
+import math
+
+import comtrade
+import numpy as np
+import pytest
+
+from gridedge.apps import fault_capture
+from gridedge.clock import Clock
+from gridedge.contracts.events import FaultRecord
+from gridedge.contracts.telemetry import DeviceEvent, EventKind
+from gridedge.node.backends.replay import ReplayDaq, RmsReplayDaq
+from gridedge.twin.state import GridState, MeasurementPoint
+from gridedge.twin.waveforms import DaqSpec, synthesize_window
+from tests.apps.context import FakeContext, eventually, run_stepped
+from tests.apps.signals import balanced, synthesize
+
+T0 = 1_763_700_000_000_000_000
+RATE = 3200.0
+PRE_V, PRE_I = balanced(230.0), balanced(10.0, -20.0)
+F_V = np.array([80 * np.exp(-1j * math.radians(5)), *balanced(233.0)[1:]])
+F_I = np.array([400 * np.exp(-1j * math.radians(70)), *balanced(10.0, -20.0)[1:]])
+ZERO = np.zeros(3, dtype=complex)
+PARAMS = {"pre_s": 0.3, "post_s": 0.3, "poll_interval_s": 0.02, "holdoff_s": 0.5}
+
+
+def _ctx(tmp_path, segments, params=None, duration=4.0, noise=5e-4) -> FakeContext:
+    clock = Clock("stepped", start_ns=T0)
+    x = synthesize(segments, start_ns=T0 - 1_000_000_000, duration_s=duration, noise=noise)
+    daq = ReplayDaq.from_samples(x, RATE, clock, origin_ns=T0 - 1_000_000_000, point_id="P-head")
+    return FakeContext(
+        "M1", clock, daq=daq, params={**PARAMS, "record_dir": str(tmp_path), **(params or {})}
+    )
+
+
+def _records(ctx) -> list[FaultRecord]:
+    return [FaultRecord.from_json(p.payload) for p in ctx.on("fault")]
+
+
+def _close(z_meas: list[list[float]], z_true: np.ndarray, rel: float, deg: float) -> None:
+    got = np.array([complex(a, b) for a, b in z_meas])
+    assert np.abs(got) == pytest.approx(np.abs(z_true), rel=rel)
+    dang = np.degrees(np.angle(got / z_true))
+    assert np.all(np.abs(dang) < deg), dang
+
+
+async def test_fault_record_matches_the_source(tmp_path, start_app) -> None:
+    # record time = clock + 1 s: fault at clock 1.0 s, breaker trips at 1.2 s
+    ctx = _ctx(tmp_path, [(0.0, PRE_V, PRE_I), (2.0, F_V, F_I), (2.2, ZERO, ZERO)])
+    start_app(fault_capture.factory(), ctx)
+    await run_stepped(ctx.clock, 2.0, step_s=0.01)
+    await eventually(lambda: ctx.on("fault"))
+    await run_stepped(ctx.clock, 1.0, step_s=0.01)
+    recs = _records(ctx)
+    assert len(recs) == 1  # one fault, one record (hold-off, re-arm only when healthy)
+    r = recs[0]
+    assert ctx.on("fault")[0].topic == "gridedge/v1/data/M1/fault"
+    assert (r.trigger, r.trigger_phases, r.inception_source) == ("overcurrent", ["a"], "detected")
+    assert (r.device_id, r.point_id, r.sampling_rate_hz) == ("M1", "P-head", RATE)
+    assert abs(r.inception_ns - (T0 + 1_000_000_000)) <= 1e9 / RATE  # within one sample
+    assert r.trigger_ns >= r.inception_ns
+    _close(r.pre.voltage, PRE_V, 2e-3, 0.2)
+    _close(r.pre.current, PRE_I, 2e-3, 0.2)
+    _close(r.during.voltage, F_V, 2e-3, 0.2)
+    _close(r.during.current, F_I, 2e-3, 0.2)
+    # the sag is the during-fault RMS, not the 0 V after the breaker opened
+    assert r.min_rms_v == pytest.approx([80.0, 233.0, 233.0], rel=0.005)
+    assert r.max_rms_a[0] == pytest.approx(400.0, rel=0.01)
+    assert r.pre_rms_v == pytest.approx([230.0] * 3, rel=0.01)
+    ev = [DeviceEvent.from_json(p.payload) for p in ctx.on("event")]
+    assert [e.kind for e in ev] == [EventKind.FAULT_CAPTURED]
+    assert ev[0].detail["record_id"] == r.record_id
+    # the COMTRADE record is on disk and an independent reader agrees with the samples
+    assert r.comtrade is not None and r.comtrade.startswith(str(tmp_path))
+    rec = comtrade.Comtrade()
+    rec.load(r.comtrade)
+    assert rec.total_samples == r.n_samples == round(0.6 * RATE)
+    assert rec.analog_channel_ids == ["VA", "VB", "VC", "IA", "IB", "IC"]
+    ia = np.asarray(rec.analog[3])
+    k = round((r.inception_ns - r.window_start_ns) * RATE / 1e9)
+    peak_after = np.max(np.abs(ia[k + 64 : k + 128]))
+    assert peak_after == pytest.approx(400 * math.sqrt(2), rel=0.01)
+
+
+async def test_undervoltage_trigger_without_overcurrent(tmp_path, start_app) -> None:
+    # an upstream fault: the voltage sags to 55 %, the load current falls with it
+    ctx = _ctx(
+        tmp_path, [(0.0, PRE_V, PRE_I), (2.0, 0.55 * PRE_V, 0.55 * PRE_I), (2.3, PRE_V, PRE_I)]
+    )
+    start_app(fault_capture.factory(), ctx)
+    await run_stepped(ctx.clock, 2.0, step_s=0.01)
+    await eventually(lambda: ctx.on("fault"))
+    (r,) = _records(ctx)
+    assert r.trigger == "undervoltage" and r.trigger_phases == ["a", "b", "c"]
+    assert r.min_rms_v == pytest.approx([0.55 * 230.0] * 3, rel=0.01)
+    _close(r.during.voltage, 0.55 * PRE_V, 3e-3, 0.2)
+
+
+async def test_records_on_disk_are_bounded(tmp_path, start_app) -> None:
+    segs = [(0.0, PRE_V, PRE_I)]
+    for t in (2.0, 3.5, 5.0):
+        segs += [(t, F_V, F_I), (t + 0.1, PRE_V, PRE_I)]
+    ctx = _ctx(tmp_path, segs, params={"max_records": 2}, duration=7.0)
+    start_app(fault_capture.factory(), ctx)
+    for k in range(1, 4):  # each fault 1.5 s apart; wait for its record before the next
+        await run_stepped(ctx.clock, 1.5, step_s=0.01)
+        await eventually(lambda k=k: len(ctx.on("fault")) >= k)
+    recs = _records(ctx)
+    assert len(recs) == 3
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted(f"{r.record_id}.{ext}" for r in recs[1:] for ext in ("cfg", "dat"))
+
+
+async def test_phasors_from_a_realistic_twin_window(tmp_path, start_app) -> None:
+    """The twin's DAQ model (DC offset, 12-bit ADC, noise, breaker interrupting at current
+    zero) replayed to the app: phasors within a DAQ's accuracy of the twin's ground truth."""
+
+    def state(u: np.ndarray, i: np.ndarray, t_ns: int) -> GridState:
+        return GridState(
+            node_ids=("N1", "N2"),
+            u=np.array([u, u]),
+            branch_ids=("L1",),
+            i_from=np.array([i]),
+            i_to=np.array([-i]),
+            energised=np.array([True, True]),
+            time_ns=t_ns,
+        )
+
+    inc = T0 + 1_000_000_000
+    point = MeasurementPoint("P-head", "N1", "L1")
+    window = synthesize_window(
+        point,
+        state(PRE_V * 50, PRE_I * 10, 0),  # an MV feeder head: 11.5 kV, 100 A
+        state(F_V * 50, F_I * 10, inc),
+        post_trip=state(ZERO, ZERO, inc + 150_000_000),
+        pre_s=1.0,
+        post_s=1.0,
+        daq=DaqSpec(rate_hz=RATE, adc_bits=12, noise_lsb_rms=0.5),
+        x_over_r=4.0,
+        rng=np.random.default_rng(7),
+    )
+    clock = Clock("stepped", start_ns=T0)
+    daq = ReplayDaq.from_window(window, clock, origin_ns=window.start_ns, inception_index=None)
+    ctx = FakeContext("M1", clock, daq=daq, params={**PARAMS, "record_dir": str(tmp_path)})
+    start_app(fault_capture.factory(), ctx)
+    await run_stepped(ctx.clock, 0.5, step_s=0.01)  # the replay starts at the window's start
+    await run_stepped(ctx.clock, 1.0, step_s=0.01)
+    await eventually(lambda: ctx.on("fault"))
+    (r,) = _records(ctx)
+    assert abs(r.inception_ns - inc) <= 2 * 1e9 / RATE
+    _close(r.pre.voltage, PRE_V * 50, 5e-3, 0.5)
+    _close(r.pre.current, PRE_I * 10, 1e-2, 0.6)
+    _close(r.during.voltage, F_V * 50, 2e-2, 1.5)
+    _close(r.during.current, F_I * 10, 3e-2, 2.0)
+    assert r.min_rms_v[0] == pytest.approx(80 * 50, rel=0.05)
+
+
+async def test_capture_failure_is_reported_and_the_app_continues(tmp_path, start_app) -> None:
+    ctx = _ctx(
+        tmp_path,
+        [(0.0, PRE_V, PRE_I), (2.0, F_V, F_I), (2.1, PRE_V, PRE_I)],
+        params={"pre_s": 0.01, "post_s": 0.3},  # too little before the trigger to hold a cycle
+    )
+    task = start_app(fault_capture.factory(), ctx)
+    await run_stepped(ctx.clock, 2.0, step_s=0.01)
+    assert not task.done()
+    assert _records(ctx) == []
+    (ev,) = [DeviceEvent.from_json(p.payload) for p in ctx.on("event")]
+    assert ev.kind is EventKind.APP_ERROR and "raise pre_s" in ev.detail["error"]
+    assert ctx.state["capture_errors"] == 1
+
+
+async def test_rms_only_daq_cannot_capture(tmp_path) -> None:
+    clock = Clock("stepped", start_ns=T0)
+    cols = {
+        "t_s": np.array([0.0, 1.0]),
+        "voltage_v": np.array([230.0, 230.0]),
+        "current_a": np.array([5.0, 50.0]),
+    }
+    daq = RmsReplayDaq(cols, clock, phase="a")
+    ctx = FakeContext("M1", clock, daq=daq, params={**PARAMS, "record_dir": str(tmp_path)})
+    import asyncio
+
+    task = asyncio.ensure_future(fault_capture.factory().run(ctx))
+    await run_stepped(clock, 1.5, step_s=0.01)
+    assert task.done()
+    with pytest.raises(NotImplementedError, match="RMS readings only"):
+        task.result()
