@@ -50,7 +50,7 @@ from gridedge.contracts.twin import (
 )
 from gridedge.twin.profiles import ProfileDriver
 from gridedge.twin.state import GridState, MeasurementPoint
-from gridedge.twin.telemetry import MeterAccuracy, telemetry_from_state
+from gridedge.twin.telemetry import MeterAccuracy, customer_telemetry, telemetry_from_state
 from gridedge.twin.waveforms import (
     MAX_RATE_HZ,
     MAX_WINDOW_S,
@@ -267,6 +267,21 @@ class TwinService:
 
     def telemetry(self, point_id: str, device_id: str | None) -> Any:
         p = self.point(point_id)
+        cust = self.twin.customers.get(point_id)
+        if cust is not None:
+            return customer_telemetry(
+                cust.id,
+                cust.node_id,
+                self.twin.customer_phase(cust.id),
+                cust.p_w,
+                cust.q_var,
+                bool(cust.relay_on),
+                self.twin.state,
+                device_id=device_id or cust.id,
+                accuracy=self.opt.accuracy,
+                rng=self.rng,
+                ts=self.clock.utcnow(),
+            )
         return telemetry_from_state(
             p,
             self.twin.state,
@@ -317,6 +332,13 @@ class TwinService:
         rate_hz: float | None,
     ) -> Any:
         p = self.point(point_id)
+        if point_id in self.twin.customers:
+            raise ApiProblem(
+                422,
+                "No waveforms at this point",
+                [("point_id", f"{point_id!r} is a single-phase customer meter; it reports RMS "
+                  "telemetry only")],
+            )  # fmt: skip
         errors: list[tuple[str, str]] = []
         if pre_s + post_s > MAX_WINDOW_S:
             errors.append(("post_s", f"pre_s + post_s = {pre_s + post_s:g} s exceeds "

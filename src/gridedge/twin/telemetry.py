@@ -37,6 +37,22 @@ class MeterAccuracy:
 IDEAL = MeterAccuracy(0.0, 0.0)
 
 
+def _apply_accuracy(
+    ph: np.ndarray, accuracy: MeterAccuracy, rng: np.random.Generator | None
+) -> np.ndarray:
+    """Reference angles to the first voltage, then apply the class error."""
+    ref = ph[0]
+    if abs(ref) > 1e-9:
+        ph = ph * (abs(ref) / ref)
+    if accuracy.accuracy_class > 0:
+        rng = rng if rng is not None else np.random.default_rng()
+        sigma = accuracy.accuracy_class / 300.0
+        mag = 1.0 + rng.normal(0.0, sigma, ph.shape)
+        ang = rng.normal(0.0, sigma, ph.shape)
+        ph = ph * mag * np.exp(1j * ang)
+    return ph
+
+
 def measured_phasors(
     point: MeasurementPoint,
     state: GridState,
@@ -45,17 +61,59 @@ def measured_phasors(
 ) -> np.ndarray:
     """(6,) phasors (va..vc, ia..ic) as the meter measures them, referenced to its phase-a
     voltage, with the class error applied."""
-    ph = point_phasors(point, state)
-    ref = ph[0]
-    if abs(ref) > 1e-9:
-        ph = ph * (abs(ref) / ref)
-    if accuracy.accuracy_class > 0:
+    return _apply_accuracy(point_phasors(point, state), accuracy, rng)
+
+
+def telemetry_from_phasors(
+    v: np.ndarray,
+    i: np.ndarray,
+    *,
+    device_id: str,
+    frequency_hz: float | None,
+    accuracy: MeterAccuracy = IDEAL,
+    rng: np.random.Generator | None = None,
+    ts: datetime | None = None,
+    seq: int = 0,
+    phase: str | None = None,
+    relay_closed: bool | None = None,
+) -> Telemetry:
+    """A reading from true phasors (1 or 3 phases): angles relative to the first voltage, class
+    error applied, P = Re(V·I*), Q = Im(V·I*), PF = P/|S| (negative = export)."""
+    n = len(v)
+    ph = _apply_accuracy(
+        np.concatenate([np.asarray(v), np.asarray(i)]).astype(complex), accuracy, rng
+    )
+    v, i = ph[:n], ph[n:]
+    s = v * np.conj(i)
+    abs_s = np.abs(s)
+    pf = np.where(abs_s > 1e-9, s.real / np.where(abs_s > 1e-9, abs_s, 1.0), 1.0)
+    if frequency_hz is not None and accuracy.frequency_sigma_hz > 0:
         rng = rng if rng is not None else np.random.default_rng()
-        sigma = accuracy.accuracy_class / 300.0
-        mag = 1.0 + rng.normal(0.0, sigma, 6)
-        ang = rng.normal(0.0, sigma, 6)
-        ph = ph * mag * np.exp(1j * ang)
-    return ph
+        frequency_hz += float(rng.normal(0.0, accuracy.frequency_sigma_hz))
+
+    def deg(z: np.ndarray) -> list[float]:
+        return [
+            math.degrees(a) if abs(x) > 1e-9 else 0.0 for a, x in zip(np.angle(z), z, strict=True)
+        ]
+
+    kw: dict[str, object] = {}
+    if ts is not None:
+        kw["ts"] = ts
+    return Telemetry(
+        device_id=device_id,
+        seq=seq,
+        voltage_v=[float(x) for x in np.abs(v)],
+        current_a=[float(x) for x in np.abs(i)],
+        active_power_w=[float(x) for x in s.real],
+        reactive_power_var=[float(x) for x in s.imag],
+        power_factor=[float(x) for x in pf],
+        voltage_angle_deg=deg(v),
+        current_angle_deg=deg(i),
+        frequency_hz=frequency_hz,
+        phase=phase,  # type: ignore[arg-type]
+        relay_closed=relay_closed,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def telemetry_from_state(
@@ -68,36 +126,44 @@ def telemetry_from_state(
     ts: datetime | None = None,
     seq: int = 0,
 ) -> Telemetry:
-    """The point's reading in ``state``: per-phase RMS V and I, P = Re(V·I*), Q = Im(V·I*),
-    PF = P/|S| (sign of P: negative = export), angles in degrees relative to Va, frequency."""
-    ph = measured_phasors(point, state, accuracy, rng)
-    v, i = ph[:3], ph[3:]
-    s = v * np.conj(i)
-    abs_s = np.abs(s)
-    pf = np.where(abs_s > 1e-9, s.real / np.where(abs_s > 1e-9, abs_s, 1.0), 1.0)
-    freq = float(state.frequency_hz)
-    if accuracy.frequency_sigma_hz > 0:
-        rng = rng if rng is not None else np.random.default_rng()
-        freq += float(rng.normal(0.0, accuracy.frequency_sigma_hz))
-
-    def deg(z: np.ndarray) -> list[float]:
-        return [
-            math.degrees(a) if abs(x) > 1e-9 else 0.0 for a, x in zip(np.angle(z), z, strict=True)
-        ]
-
-    kw: dict[str, object] = {}
-    if ts is not None:
-        kw["ts"] = ts
-    return Telemetry(
+    """The point's three-phase reading in ``state`` (see :func:`telemetry_from_phasors`)."""
+    ph = point_phasors(point, state)
+    energised = state.is_energised(point.node_id)
+    return telemetry_from_phasors(
+        ph[:3],
+        ph[3:],
         device_id=device_id or point.id,
+        frequency_hz=float(state.frequency_hz) if energised else None,
+        accuracy=accuracy,
+        rng=rng,
+        ts=ts,
         seq=seq,
-        voltage_v=[float(x) for x in np.abs(v)],
-        current_a=[float(x) for x in np.abs(i)],
-        active_power_w=[float(x) for x in s.real],
-        reactive_power_var=[float(x) for x in s.imag],
-        power_factor=[float(x) for x in pf],
-        voltage_angle_deg=deg(v),
-        current_angle_deg=deg(i),
-        frequency_hz=freq if state.is_energised(point.node_id) else None,
+    )
+
+
+def customer_telemetry(
+    customer_id: str,
+    node_id: str,
+    phase: str,
+    p_w: float,
+    q_var: float,
+    relay_on: bool,
+    state: GridState,
+    **kw: object,
+) -> Telemetry:
+    """A single-phase customer meter (seed 002 operator unit): the voltage of the phase it is
+    connected to and the current its constant-power load draws at that voltage while the relay
+    is closed and the node is supplied."""
+    k = "abc".index(phase)
+    v = complex(state.node_voltage(node_id)[k])
+    energised = state.is_energised(node_id) and abs(v) > 1e-6
+    i = complex(np.conj(complex(p_w, q_var) / v)) if relay_on and energised else 0j
+    kw.setdefault("device_id", customer_id)
+    return telemetry_from_phasors(
+        np.array([v]),
+        np.array([i]),
+        frequency_hz=float(state.frequency_hz) if energised else None,
+        phase=phase,
+        relay_closed=relay_on,
         **kw,  # type: ignore[arg-type]
     )
