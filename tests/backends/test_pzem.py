@@ -147,15 +147,17 @@ async def test_modbus_relay_reports_state_read_back(bus) -> None:
 
 
 async def test_make_backends_pzem(bus) -> None:
+    # options as the node CLI passes them (--daq-opt KEY=VALUE: all strings)
     daq, act = make_backends(
         "pzem",
         {
             "port": bus.line.client_tty,
             "address": "1",
             "phase": "c",
-            "timeout_s": 0.3,
-            "relay_address": 1,
-            "switch_coils": {"SW2": 2},
+            "timeout_s": "0.3",
+            "retries": "0",
+            "relay_address": "1",
+            "switch_coils": "SW2:2,SW3:3",
         },
         device_id="M9",
     )
@@ -169,5 +171,9 @@ async def test_make_backends_pzem(bus) -> None:
         make_backends("pzem", {"baudrate": 9600})
     with pytest.raises(BackendConfigError, match="'address' must be an integer"):
         make_backends("pzem", {"port": "/dev/null", "address": "one"})
+    with pytest.raises(BackendConfigError, match="'switch_coils' must look like"):
+        make_backends("pzem", {"port": "/dev/null", "relay_address": "2", "switch_coils": "SW1"})
+    with pytest.raises(BackendConfigError, match="'timeout_s' must be a number"):
+        make_backends("pzem", {"port": "/dev/null", "timeout_s": "soon"})
     with pytest.raises(BackendConfigError, match="phase must be a, b or c"):
         make_backends("pzem", {"port": "/dev/null", "phase": "d"})

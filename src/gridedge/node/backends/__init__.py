@@ -38,14 +38,46 @@ def _take(options: dict[str, Any], known: set[str], kind: str) -> dict[str, Any]
     return dict(options)
 
 
-def _int(opts: dict[str, Any], name: str, kind: str) -> None:
+def _int(opts: dict[str, Any], name: str, kind: str, convert: type = int) -> None:
+    """Options arrive as strings from the CLI (``--daq-opt KEY=VALUE``) or typed from code."""
     if name in opts and opts[name] is not None:
         try:
-            opts[name] = int(opts[name])
+            opts[name] = convert(opts[name])
         except (TypeError, ValueError) as exc:
+            what = "an integer" if convert is int else "a number"
             raise BackendConfigError(
-                f"backend {kind!r}: option {name!r} must be an integer, got {opts[name]!r}"
+                f"backend {kind!r}: option {name!r} must be {what}, got {opts[name]!r}"
             ) from exc
+
+
+def _bool(opts: dict[str, Any], name: str, kind: str) -> None:
+    value = opts.get(name)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise BackendConfigError(f"backend {kind!r}: option {name!r} must be true or false")
+        opts[name] = low in ("1", "true", "yes", "on")
+
+
+def _coils(value: Any, kind: str) -> dict[str, int]:
+    """``{"SW1": 1}`` or, from the CLI, ``"SW1:1,SW2:2"``."""
+    if isinstance(value, str):
+        pairs = [p.split(":", 1) for p in value.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise BackendConfigError(
+                f"backend {kind!r}: option 'switch_coils' must look like SW1:1,SW2:2"
+            )
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, dict):
+        raise BackendConfigError(
+            f"backend {kind!r}: option 'switch_coils' must map switch ids to coil numbers"
+        )
+    try:
+        return {str(k): int(v) for k, v in value.items()}
+    except (TypeError, ValueError) as exc:
+        raise BackendConfigError(
+            f"backend {kind!r}: option 'switch_coils' coil numbers must be integers"
+        ) from exc
 
 
 def make_backends(
@@ -102,8 +134,18 @@ def _pzem(
         "phase_register",
     }
     opts = _take(options, known, "pzem")
-    for name in ("baudrate", "address", "retries", "tcp_port", "relay_address", "relay_coil"):
+    for name in (
+        "baudrate",
+        "address",
+        "retries",
+        "tcp_port",
+        "relay_address",
+        "relay_coil",
+        "phase_register",
+    ):
         _int(opts, name, "pzem")
+    _int(opts, "timeout_s", "pzem", float)
+    _bool(opts, "rtu_over_tcp", "pzem")
     if not opts.get("port") and not opts.get("host"):
         raise BackendConfigError(
             "backend 'pzem': option 'port' (serial device, e.g. /dev/ttyUSB0) or 'host' "
@@ -117,17 +159,13 @@ def _pzem(
         raise BackendConfigError(f"backend 'pzem': {exc}") from exc
     actuators = None
     if relay_opts:
-        switches = relay_opts.get("switch_coils") or {}
-        if not isinstance(switches, dict):
-            raise BackendConfigError(
-                "backend 'pzem': option 'switch_coils' must map switch ids to coil numbers"
-            )
+        switches = _coils(relay_opts.get("switch_coils") or {}, "pzem")
         # the relay board shares the RS485 line (and so the link) with the meter
         actuators = ModbusRelay(
             daq.link,
             address=int(relay_opts.get("relay_address", 2)),
             relay_coil=relay_opts.get("relay_coil", 0),
-            switch_coils={str(k): int(v) for k, v in switches.items()},
+            switch_coils=switches,
             phase_register=relay_opts.get("phase_register"),
         )
     return daq, actuators
@@ -141,8 +179,7 @@ def _replay(options: dict[str, Any], device_id: str, clock: Clock) -> tuple[DaqB
     if not path:
         raise BackendConfigError("backend 'replay': option 'file' (.cfg or .csv) is required")
     _int(opts, "rms_cycles", "replay")
-    if isinstance(opts.get("loop"), str):
-        opts["loop"] = opts["loop"].lower() in ("1", "true", "yes", "on")
+    _bool(opts, "loop", "replay")
     suffix = Path(path).suffix.lower()
     try:
         if suffix in (".cfg", ".cff"):
