@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
+import matplotlib.pyplot as plt
+import networkx as nx
 
-from gridedge.twin.model import Twin  # noqa: E402
+from gridedge.twin.model import Twin
 
 _KIND_STYLE = {
     "source": ("s", "#c0392b", 60),
