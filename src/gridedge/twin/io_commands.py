@@ -96,6 +96,8 @@ def plot_window(window, path: Path, *, title: str, trip_ns: int | None = None) -
             ax.set_ylabel(f"{'voltage' if row == 0 else 'current'} ({unit})")
             ax.grid(alpha=0.3)
             if col == 0:
+                lo, hi = ax.get_ylim()
+                ax.set_ylim(lo, hi + 0.3 * (hi - lo))  # room for the legend above the traces
                 ax.legend(loc="upper left", fontsize=8, ncol=5)
         axes[1, col].set_xlabel("time from fault inception (ms)")
     axes[0, 0].set_title("whole record")
