@@ -191,6 +191,11 @@ class FaultCaptureApp:
         phases = [reading.phase] if len(reading.voltage_v) == 1 and reading.phase else PHASES
         ctx.log.info("fault capture: %s on %s", kind, [phases[k] for k in idx])
         try:
+            # the post-trigger part must have happened before any DAQ can return it (the
+            # twin answers 409 until then; a real board blocks): wait on the node's clock
+            ready_ns = trigger_ns + ns(self.p["post_s"])
+            while (left := ready_ns - ctx.clock.now_ns()) > 0:
+                await ctx.sleep(left / 1e9)
             window = await ctx.daq.read_window(
                 self.p["pre_s"], self.p["post_s"], around_ns=trigger_ns
             )

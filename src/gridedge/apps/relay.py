@@ -153,7 +153,8 @@ class RelayApp:
                 state = await asyncio.wait_for(act.operate_switch(cmd.target, want), self.timeout_s)
         except TimeoutError:
             return refuse(f"the actuator did not answer within {self.timeout_s:g} s")
-        except LookupError as exc:  # the backend does not know the target
+        except (LookupError, PermissionError, NotImplementedError) as exc:
+            # the backend does not have (or may not move) the target
             return refuse(str(exc).strip("'\""))
         except Exception as exc:
             return refuse(f"actuation failed: {exc}")

@@ -5,7 +5,7 @@ options; every kind returns ``(DaqBackend | None, ActuatorBackend | None)``:
 
 | kind | DAQ | actuators | options |
 |---|---|---|---|
-| ``twin`` | the twin's simulated DAQ | its relay/switches | ``url``, ``point`` (+ whatever ``gridedge.twin.client`` takes) |
+| ``twin`` | the twin's simulated DAQ | its relay/switches | ``url``, ``point`` (default: the device id), ``rate_hz``, ``customer_id`` (relay, phase selector), ``switches`` (ids it may operate, comma-separated), ``timeout_s`` |
 | ``pzem`` | PZEM-004T over Modbus RTU | Modbus relay board (optional) | ``port`` or ``host``, ``baudrate``, ``address``, ``phase``, ``timeout_s``, ``retries``; ``relay_address``, ``relay_coil``, ``switch_coils``, ``phase_register`` |
 | ``replay`` | COMTRADE/CSV playback | none | ``file``, ``loop``, ``phase``, ``rms_cycles`` |
 | ``none`` | none | none | — (service hosts: fog/cloud apps need no DAQ) |
@@ -97,19 +97,42 @@ def make_backends(
     if kind == "replay":
         return _replay(options, device_id, clock)
     if kind == "twin":
-        try:
-            from gridedge.twin import client as twin_client  # lazy: only twin meters need it
-        except ImportError as exc:
-            raise BackendConfigError(
-                "backend 'twin': gridedge.twin.client is not available in this installation"
-            ) from exc
-        factory = getattr(twin_client, "make_twin_backends", None)
-        if factory is not None:
-            return factory(options, device_id=device_id, clock=clock)
-        client = twin_client.TwinClient(**{k: v for k, v in options.items() if k != "point"})
-        point = options.get("point", device_id)
-        return twin_client.TwinDaq(client, point), twin_client.TwinActuators(client, point)
+        return _twin(options, device_id)
     raise BackendConfigError(f"backend kind {kind!r} is not one of {', '.join(KINDS)}")
+
+
+def _twin(options: dict[str, Any], device_id: str) -> tuple[DaqBackend, ActuatorBackend]:
+    """The twin's simulated DAQ and switchgear over its network interface (one HTTP pool)."""
+    opts = _take(
+        options, {"url", "point", "rate_hz", "customer_id", "switches", "timeout_s"}, "twin"
+    )
+    if not opts.get("url"):
+        raise BackendConfigError(
+            "backend 'twin': option 'url' (the twin's address, e.g. http://127.0.0.1:8300) "
+            "is required"
+        )
+    _int(opts, "rate_hz", "twin", float)
+    _int(opts, "timeout_s", "twin", float)
+    switches = opts.get("switches")
+    if isinstance(switches, str):
+        switches = {s.strip() for s in switches.split(",") if s.strip()}
+    elif switches is not None:
+        switches = set(switches)
+    try:
+        from gridedge.twin.client import TwinActuators, TwinClient, TwinDaq  # lazy
+    except ImportError as exc:
+        raise BackendConfigError(
+            f"backend 'twin': the twin client is not available in this installation ({exc})"
+        ) from exc
+    client = TwinClient(str(opts["url"]), timeout_s=opts.get("timeout_s") or 30.0)
+    daq = TwinDaq(
+        client,
+        str(opts.get("point") or device_id),
+        device_id=device_id,
+        rate_hz=opts.get("rate_hz"),
+    )
+    act = TwinActuators(client, customer_id=opts.get("customer_id"), switches=switches)
+    return daq, act
 
 
 def _pzem(
