@@ -48,3 +48,19 @@ async def catalog_server(brokers: EmbeddedBrokers, tmp_path: Path):  # type: ign
     finally:
         await cat.aclose()
         cat.stop()
+
+
+@pytest.fixture
+def twin_server():  # type: ignore[no-untyped-def]
+    """A real twin (turin-2feeder, stepped clock) behind its network interface on a free port.
+
+    Yields a ``gridedge.twin.server.TwinServer``: ``.url`` for ``TwinClient``/``TwinDaq``/
+    ``TwinActuators``, ``.service.twin`` (the in-process Twin, for assertions). The clock moves
+    only when told: ``POST /v1/clock/advance {"seconds": s}``."""
+    from gridedge.twin.server import start_twin_server
+
+    srv = start_twin_server("turin-2feeder")
+    try:
+        yield srv
+    finally:
+        srv.stop()

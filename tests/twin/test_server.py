@@ -52,8 +52,9 @@ def wall() -> Iterator[TwinServer]:
 
 
 async def advance(client: TwinClient, seconds: float) -> None:
-    r = await client._http.post("/v1/clock/advance", json={"seconds": seconds})
-    assert r.status_code == 200, r.text
+    before = (await client.clock())["now_ns"]
+    st = await client.advance(seconds)
+    assert st.time_ns == before + round(seconds * 1e9)
 
 
 async def test_points_and_telemetry_match_the_twin(stepped: TwinServer) -> None:
@@ -135,8 +136,9 @@ async def test_switching_energises_and_radial_flag(stepped: TwinServer) -> None:
     assert [e.detail["target"] for e in log] == ["SW-A4-out", "TIE-AB", "SW-A4-out"]
 
 
-async def test_meter_ports_implement_the_app_api(stepped: TwinServer) -> None:
-    async with TwinClient(stepped.url) as c:
+async def test_meter_ports_implement_the_app_api(twin_server: TwinServer) -> None:
+    """Through the shared ``twin_server`` fixture (default meter settings: 12 bit, class 0.5)."""
+    async with TwinClient(twin_server.url) as c:
         daq = TwinDaq(c, "M2", device_id="SM-M2")
         act = TwinActuators(c, switches={"SW-A5-in", "SW-A5-out"})
         assert isinstance(daq, DaqBackend) and isinstance(act, ActuatorBackend)
@@ -207,7 +209,10 @@ async def test_event_stream_and_waiting_window_on_a_wall_clock(wall: TwinServer)
         await asyncio.wait_for(task, timeout=10)
         # asked right away, the record waits until its post-trigger time has passed
         w = await c.window("M1", pre_s=0.1, post_s=0.3, around="fault")
-        clock_now = (await c._http.get("/v1/clock")).json()["now_ns"]
+        clock_now = (await c.clock())["now_ns"]
+        with pytest.raises(TwinApiError) as exc:
+            await c.advance(1.0)  # a wall clock moves by itself
+    assert exc.value.status == 409 and exc.value.fields == ["seconds"]
     assert [e.kind for e in got] == ["fault-inception", "breaker-trip"]
     assert got[0].time_ns == info.inception_ns
     assert got[1].time_ns - got[0].time_ns == pytest.approx(200_000_000, abs=30_000_000)

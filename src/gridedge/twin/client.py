@@ -160,6 +160,15 @@ class TwinClient:
     async def clear_fault(self) -> GridStatus:
         return GridStatus.model_validate_json((await self._call("DELETE", "/v1/fault")).content)
 
+    async def clock(self) -> dict[str, Any]:
+        """``{"mode": wall|accelerated|stepped, "now_ns": …, "speed": …}``"""
+        return dict((await self._call("GET", "/v1/clock")).json())
+
+    async def advance(self, seconds: float) -> GridStatus:
+        """Move a stepped twin clock forward (protection acts on the way); 409 otherwise."""
+        r = await self._call("POST", "/v1/clock/advance", json={"seconds": seconds})
+        return GridStatus.model_validate_json(r.content)
+
 
 class TwinDaq:
     """The simulated DAQ of one meter: a :class:`gridedge.node.appapi.DaqBackend` on the twin."""

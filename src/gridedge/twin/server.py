@@ -706,3 +706,23 @@ def serve(
         log_level=log_level,
         access_log=False,
     )
+
+
+def start_twin_server(
+    grid: str = "turin-2feeder",
+    *,
+    clock: Clock | None = None,
+    port: int | None = None,
+    trip_delay_s: float = 0.3,
+    options: TwinServiceOptions | None = None,
+    seed: int | None = None,
+) -> TwinServer:
+    """A real Twin behind its network interface in a background thread, on a free loopback
+    port (tests of every role, benchmarks, the demo). Default clock: stepped, starting now;
+    advance it with ``POST /v1/clock/advance``. Stop with ``.stop()``."""
+    from gridedge.broker.mosquitto import free_port
+    from gridedge.twin.model import Twin
+
+    clk = clock if clock is not None else make_clock("stepped")
+    twin = Twin.from_name(grid, seed=seed, clock=clk, trip_delay_s=trip_delay_s)
+    return TwinServer(TwinService(twin, options), port=port or free_port()).start()
