@@ -12,7 +12,6 @@ gmqtt storage hook (:class:`AckTracker`). When the bound is reached the *oldest*
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import sqlite3
@@ -146,30 +145,38 @@ class SqliteOutbox:
 
 
 class MemoryOutbox:
-    """Same contract in RAM (fleet mode: 10,000 SQLite files would cost more than the meters)."""
+    """Same contract in RAM (fleet mode: 10,000 SQLite files would cost more than the meters).
+    Rows live in an insertion-ordered dict; ``after`` starts from a remembered position instead
+    of scanning from the oldest row."""
 
     def __init__(self, *, max_messages: int = 10_000) -> None:
         self.max_messages = max_messages
         self.dropped = 0
-        self._rows: collections.OrderedDict[int, Row] = collections.OrderedDict()
+        self._rows: dict[int, Row] = {}
         self._next = 1
 
     def put(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
         rid = self._next
         self._next += 1
         self._rows[rid] = Row(rid, topic, payload, qos, retain)
-        while len(self._rows) > self.max_messages:
-            self._rows.popitem(last=False)
+        if len(self._rows) > self.max_messages:
+            oldest = next(iter(self._rows))
+            del self._rows[oldest]
             self.dropped += 1
         return rid
 
     def after(self, last_id: int, limit: int) -> list[Row]:
         out: list[Row] = []
-        for rid, row in self._rows.items():
-            if rid > last_id:
+        rows = self._rows
+        # ids are consecutive integers: probe forward from last_id + 1 (deleted ids are skipped)
+        rid = last_id + 1
+        if rows and rid < next(iter(rows)):
+            rid = next(iter(rows))
+        while rid < self._next and len(out) < limit:
+            row = rows.get(rid)
+            if row is not None:
                 out.append(row)
-                if len(out) >= limit:
-                    break
+            rid += 1
         return out
 
     def delete(self, ids: list[int]) -> None:
@@ -284,9 +291,10 @@ class Outbox:
         if self._inflight.pop(rid, 0) is None:
             self._acked.append(rid)
             self.delivered += 1
-            if len(self._acked) >= 200:
+            if len(self._acked) >= 200 or not self._inflight:
                 self._flush_acks()
-            self._wake.set()
+            if len(self._inflight) < self.window // 2 or not self._inflight:
+                self._wake.set()
 
     def _lost(self, rids: list[int]) -> None:
         """In-flight messages the client dropped: rewind so they go out again, in order."""
@@ -307,6 +315,8 @@ class Outbox:
             self.store.delete(ids)
 
     async def _pump(self) -> None:
+        # Event-driven: an idle pump costs nothing (a fleet process runs 20,000 of them); it
+        # wakes on put, on PUBACK, and polls only while its client is disconnected.
         while True:
             self._wake.clear()
             client = self._client
@@ -316,18 +326,18 @@ class Outbox:
                 continue
             room = self.window - len(self._inflight)
             if room <= 0:
-                await self._wait(0.2)
+                await self._wait(1.0)
                 continue
             rows = self.store.after(self._cursor, room)
             if not rows:
                 self._flush_acks()
-                await self._wait(0.5)
+                await self._wait(None)
                 continue
+            tracker = self._tracker
+            assert tracker is not None
             for row in rows:
                 if not client.is_connected:
                     break
-                tracker = self._tracker
-                assert tracker is not None
                 if row.qos > 0:
                     tracker.pending_tag = row.id
                     self._inflight[row.id] = None
@@ -345,7 +355,10 @@ class Outbox:
                     self.delivered += 1
             await asyncio.sleep(0)
 
-    async def _wait(self, timeout: float) -> None:
+    async def _wait(self, timeout: float | None) -> None:
+        if timeout is None:
+            await self._wake.wait()
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 

@@ -70,6 +70,7 @@ class NodeOptions:
     hardware: str | None = None
     firmware: str | None = None
     listen_for_pushes: bool = True  # False: rely on the periodic check-in alone
+    durable_state: bool = True  # fsync state files (False for simulated fleets)
 
 
 class PlaneLink:
@@ -202,7 +203,7 @@ class Node:
         self.clock = opts.clock or default_clock()
         self.daq = opts.daq
         self.actuators = opts.actuators
-        self.state = NodeState(opts.state_dir)
+        self.state = NodeState(opts.state_dir, durable=opts.durable_state)
         self.settings: DeviceSettings  # set at boot
         self._have_settings = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop

@@ -235,7 +235,7 @@ class AppRunner:
 
     async def _watch(self, inst: _Instance) -> str | None:
         """Wait for the instance to end or stall; the reason it must be restarted, or None."""
-        period = max(0.05, min(1.0, self.spec.watchdog_s / 4))
+        period = max(0.05, min(5.0, self.spec.watchdog_s / 4))
         while True:
             done, _ = await asyncio.wait({inst.done}, timeout=period)
             if done:
