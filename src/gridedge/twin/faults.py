@@ -6,8 +6,8 @@ fault impedance Z_f, i.e.
 - ``1ph``   : phase -> ground through Z_f;
 - ``2ph``   : between the two phases through Z_f, counted ONCE (pandapower would put Z_f in each
   phase, a loop of 2 Z_f);
-- ``2ph-g`` : each faulted phase -> common fault point through Z_f, that point solidly to ground
-  (the same as OpenDSS ``Fault`` with ``phases=2`` between ``F.2.3`` and ground);
+- ``2ph-g`` : the two phases joined solidly, the joint to ground through Z_f (tested against
+  OpenDSS built that way; NOT OpenDSS's ``phases=2`` fault, which puts Z_f in each phase);
 - ``3ph``   : each phase -> common star point through Z_f.
 """
 

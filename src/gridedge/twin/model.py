@@ -213,7 +213,7 @@ class Twin:
                 symmetric=symmetric,
                 calculation_method=CalculationMethod.newton_raphson,
                 max_iterations=30,
-                error_tolerance=1e-8,
+                error_tolerance=1e-8 if symmetric else 1e-7,
             )
         except PowerGridError as exc:
             raise LoadflowNotConverged(self.name, f"{type(exc).__name__}: {exc}") from None
