@@ -39,6 +39,11 @@ class PhasorSet(Contract):
     voltage: list[Complex]
     current: list[Complex]
     cycle_start_ns: int = Field(description="UTC ns of the first sample of the DFT cycle")
+    method: Literal["dft", "ls-dc"] = Field(
+        default="dft",
+        description="dft: full-cycle DFT; ls-dc: least-squares fit of the fundamental plus a "
+        "polynomial that absorbs the decaying DC offset",
+    )
 
     _p = field_validator("voltage", "current")(_pairs)
 

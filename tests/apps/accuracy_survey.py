@@ -1,0 +1,105 @@
+"""Fault-capture phasor accuracy against the twin's DAQ model, over inception angle and X/R.
+
+Run: ``.venv/bin/python -m tests.apps.accuracy_survey`` (prints a Markdown table; docs/meter.md
+quotes it). Figures are the worst case over 12 inception angles (0°–165° on phase a's voltage). Each case: an 11.5 kV feeder head, pre-fault 100 A, phase-a fault at 4 kA with the
+voltage sagging to 35 %, through the twin's acquisition chain (3.2 kHz, 12-bit ADC ranged by the
+window, 0.5 LSB RMS noise, DC offset with the given X/R), analysed by the fault-capture app
+exactly as on a meter (inception located in the samples, not given by the DAQ).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+from gridedge.apps.fault_capture import FaultCaptureApp
+from gridedge.clock import Clock
+from gridedge.twin.state import GridState, MeasurementPoint
+from gridedge.twin.waveforms import DaqSpec, synthesize_window
+from tests.apps.signals import balanced
+
+T0 = 1_763_700_000_000_000_000
+
+
+def _state(u: np.ndarray, i: np.ndarray, t_ns: int) -> GridState:
+    return GridState(
+        node_ids=("N1", "N2"),
+        u=np.array([u, u]),
+        branch_ids=("L1",),
+        i_from=np.array([i]),
+        i_to=np.array([-i]),
+        energised=np.array([True, True]),
+        time_ns=t_ns,
+    )
+
+
+def case(
+    angle_deg: float, x_over_r: float, delay_cycles: float, method: str, seed: int
+) -> dict[str, float]:
+    pre_v, pre_i = balanced(11_500 / math.sqrt(3)), balanced(100.0, -18.0)
+    f_v = pre_v.copy()
+    f_v[0] *= 0.35 * np.exp(-1j * math.radians(4))
+    f_i = pre_i.copy()
+    f_i[0] = 4000 * np.exp(-1j * math.radians(75))
+    inc = T0 + 1_000_000_000
+    w = synthesize_window(
+        MeasurementPoint("P", "N1", "L1"),
+        _state(pre_v, pre_i, 0),
+        _state(f_v, f_i, inc),
+        pre_s=0.3,
+        post_s=0.3,
+        inception_angle_deg=angle_deg,
+        daq=DaqSpec(rate_hz=3200.0, adc_bits=12, noise_lsb_rms=0.5),
+        x_over_r=x_over_r,
+        rng=np.random.default_rng(seed),
+    )
+    true_inc = w.start_ns + round(w.inception_index * 1e9 / w.sampling_rate_hz)
+    w = w.model_copy(update={"inception_index": None})  # the meter finds it itself
+    app = FaultCaptureApp()
+    app.on_params({"during_delay_cycles": delay_cycles, "during_method": method})
+    ctx = SimpleNamespace(device_id="M", clock=Clock("stepped", start_ns=inc + 10**9))
+    r = app.analyse(w, "overcurrent", ["a"], inc + 30_000_000, ctx)
+
+    def err(meas: list[float], truth: complex) -> tuple[float, float]:
+        z = complex(*meas)
+        return abs(abs(z) / abs(truth) - 1) * 100, abs(math.degrees(np.angle(z / truth)))
+
+    out: dict[str, float] = {}
+    for name, meas, truth in [
+        ("pre_v", r.pre.voltage[0], pre_v[0]),
+        ("pre_i", r.pre.current[0], pre_i[0]),
+        ("dur_v", r.during.voltage[0], f_v[0]),
+        ("dur_i", r.during.current[0], f_i[0]),
+    ]:
+        out[name + "_pct"], out[name + "_deg"] = err(meas, truth)
+    out["inc_err_samples"] = abs(r.inception_ns - true_inc) * w.sampling_rate_hz / 1e9
+    return out
+
+
+def main() -> None:
+    print(
+        "| X/R | during estimator | delay (cycles) | pre V | pre I | during V "
+        "| during I (faulted phase) | inception error (samples) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for xr in (2.0, 5.0, 10.0):
+        for method, delay in (("dft", 1.0), ("dft", 2.0), ("ls-dc", 1.0)):
+            angles = np.arange(0.0, 180.0, 15.0)
+            rows = [case(a, xr, delay, method, seed) for seed, a in enumerate(angles)]
+
+            def worst(key: str, rows: list[dict[str, float]] = rows) -> str:
+                pct = max(r[key + "_pct"] for r in rows)
+                deg = max(r[key + "_deg"] for r in rows)
+                return f"{pct:.2f} % / {deg:.2f}°"
+
+            inc = max(r["inc_err_samples"] for r in rows)
+            print(
+                f"| {xr:g} | {method} | {delay:g} | {worst('pre_v')} | {worst('pre_i')} | "
+                f"{worst('dur_v')} | {worst('dur_i')} | {inc:.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
