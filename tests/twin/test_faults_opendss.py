@@ -66,19 +66,25 @@ def build_opendss(twin: Twin, fault: Fault | None, feeder: str = "A") -> None:
         length = float(ln["length_km"])
         if fault is not None and ln["name"] == fault.branch_id and 0 < fault.fraction < 1:
             d = fault.fraction
-            cmds.append(f"new line.{_dss_name(ln['name'])} bus1={a} bus2=fpt length={d * length} "
-                        f"{params}")
-            cmds.append(f"new line.{_dss_name(ln['name'])}_2 bus1=fpt bus2={b} "
-                        f"length={(1 - d) * length} {params}")
+            cmds.append(
+                f"new line.{_dss_name(ln['name'])} bus1={a} bus2=fpt length={d * length} {params}"
+            )
+            cmds.append(
+                f"new line.{_dss_name(ln['name'])}_2 bus1=fpt bus2={b} "
+                f"length={(1 - d) * length} {params}"
+            )
         else:
-            cmds.append(f"new line.{_dss_name(ln['name'])} bus1={a} bus2={b} length={length} "
-                        f"{params}")
+            cmds.append(
+                f"new line.{_dss_name(ln['name'])} bus1={a} bus2={b} length={length} {params}"
+            )
     for _, sw in net.switch.iterrows():
         a, b = int(sw["bus"]), int(sw["element"])
         if a not in keep or b not in keep or not sw["closed"]:
             continue
-        cmds.append(f"new line.{_dss_name(sw['name'])} bus1={_dss_name(bus[a])} "
-                    f"bus2={_dss_name(bus[b])} switch=yes")
+        cmds.append(
+            f"new line.{_dss_name(sw['name'])} bus1={_dss_name(bus[a])} "
+            f"bus2={_dss_name(bus[b])} switch=yes"
+        )
     for _, ld in net.load.iterrows():
         if int(ld["bus"]) not in keep:
             continue
@@ -142,8 +148,12 @@ def opendss_fault(twin: Twin, f: Fault) -> dict[str, np.ndarray]:
     assert dss.Solution.Converged()
     pre_head = np.abs(_element_currents("Line.cb_a"))
     _to_const_z()
-    node = "fpt" if 0 < f.fraction < 1 else _dss_name(
-        twin.topology_document().branches[twin.branch_ids.index(f.branch_id)].from_node
+    node = (
+        "fpt"
+        if 0 < f.fraction < 1
+        else _dss_name(
+            twin.topology_document().branches[twin.branch_ids.index(f.branch_id)].from_node
+        )
     )
     dss.Text.Commands(_fault_cmd(f, node))
     dss.Solution.Solve()
@@ -169,8 +179,9 @@ def test_prefault_head_current_matches_opendss(twin: Twin) -> None:
     dss.Solution.Solve()
     ref = np.abs(_element_currents("Line.cb_a"))
     np.testing.assert_allclose(np.abs(st.branch_current("CB-A")), ref, rtol=2e-3)
-    np.testing.assert_allclose(np.abs(st.node_voltage("SS-A6")), np.abs(_bus_voltages("ss_a6")),
-                               rtol=2e-4)
+    np.testing.assert_allclose(
+        np.abs(st.node_voltage("SS-A6")), np.abs(_bus_voltages("ss_a6")), rtol=2e-4
+    )
 
 
 @pytest.mark.parametrize(

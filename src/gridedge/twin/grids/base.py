@@ -112,7 +112,6 @@ def add_trafo(gm: GridModel, name: str, hv: int, lv: int, tt: TransformerType) -
             "vkr0_percent": tt.vkr_percent,
             "mag0_percent": 100.0,
             "mag0_rx": 0.0,
-            "si0_hv_partial": 0.9,
             "name": name,
             "std_type": tt.name,
         }
