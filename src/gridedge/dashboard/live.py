@@ -54,6 +54,7 @@ class LiveState:
         self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.flisr: dict[str, Any] | None = None
         self.grid = GridSnapshot()
+        self.grid_seq = 0
         self.latency = LatencyTracker()
         self._commands: dict[str, int] = {}  # command id -> ts_ns, for round trips
 
@@ -109,9 +110,15 @@ class LiveState:
         """Store the grid's state; True (and an SSE push) only when something changed."""
         if snap.as_dict() == self.grid.as_dict():
             return False
+        self.grid_seq += 1
         self.grid = snap
-        self.bus.send("grid", snap.as_dict())
+        self.bus.send("grid", self.grid_view())
         return True
+
+    def grid_view(self) -> dict[str, Any]:
+        """The grid state with a sequence number: a page that already has a newer state (pushed
+        over SSE) must not go back to an older one that a slow /api/state answer carried."""
+        return {**self.grid.as_dict(), "seq": self.grid_seq}
 
     def note(self, kind: str, text: str, **detail: Any) -> None:
         """An operator action or a platform remark, shown in the event list."""

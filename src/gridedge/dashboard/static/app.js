@@ -27,69 +27,107 @@ function energised(node) { return gridKnown() ? !!S.grid.energised[node] : null;
 function faultedBranches() { return new Set((S.grid.faults || []).map((f) => f.branch_id)); }
 
 // ---------------------------------------------------------------- single-line diagram
-function renderSLD() {
+// Built once per topology; live updates only change attributes, so an element under the mouse is
+// never replaced between mousedown and mouseup (a rebuilt SVG swallows the operator's clicks).
+const SLD = { key: null, branches: {}, switches: {}, nodes: {}, swLabels: {}, faultLabels: {} };
+function buildSLD() {
   const svg = $("sld");
   svg.replaceChildren();
   const topo = S.topology;
+  Object.assign(SLD, { branches: {}, switches: {}, nodes: {}, swLabels: {}, faultLabels: {} });
   if (!topo) { svg.appendChild(el("text", { x: 20, y: 40, class: "lbl" }, "no topology: the grid interface is not connected")); return; }
   const xs = topo.nodes.map((n) => n.x), ys = topo.nodes.map((n) => n.y);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const W = 800, H = Math.max(160, Math.min(420, 70 * (y1 - y0 + 1) + 60));
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const sx = (x) => 40 + (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5) * (W - 100);
-  const sy = (y) => 40 + (y1 > y0 ? (y - y0) / (y1 - y0) : 0.5) * (H - 80);
+  // topology y grows upwards (as on a drawing); SVG y grows downwards
+  const sy = (y) => 40 + (y1 > y0 ? (y1 - y) / (y1 - y0) : 0.5) * (H - 80);
   const pos = Object.fromEntries(topo.nodes.map((n) => [n.id, [sx(n.x), sy(n.y)]]));
-  const faulted = faultedBranches();
+  const lines = el("g"), marks = el("g"), labels = el("g");
+  svg.append(lines, marks, labels);
   for (const b of topo.branches) {
     const [ax, ay] = pos[b.from_node], [bx, by] = pos[b.to_node];
-    const closed = switchClosed(b);
-    let cls = "br ";
-    const eA = energised(b.from_node), eB = energised(b.to_node);
-    if (faulted.has(b.id)) cls += "faulted";
-    else if (!closed && (b.normally_open || b.kind === "tie")) cls += "open-tie";
-    else if (eA === null) cls += closed ? "on" : "off";
-    else cls += closed && eA && eB ? "on" : "off";
-    if (S.selectedBranch === b.id) cls += " selected";
-    // elbow for branches between rows: horizontal then vertical, like a drawn diagram
+    // elbow for branches between rows: vertical then horizontal, like a drawn diagram
     const d = ay === by ? `M${ax},${ay} L${bx},${by}` : `M${ax},${ay} L${ax},${by} L${bx},${by}`;
-    const path = el("path", { d, class: cls, "data-testid": `branch-${b.id}`, "data-state": cls.split(" ")[1] });
-    svg.appendChild(path);
-    const title = el("title", {}, `${b.id} (${b.kind}${b.length_m ? ", " + b.length_m + " m" : ""}) ${cls.split(" ")[1]}`);
-    path.appendChild(title);
+    const path = el("path", { d, class: "br on", "data-testid": `branch-${b.id}` });
+    path.appendChild(el("title"));
+    lines.appendChild(path);
+    SLD.branches[b.id] = path;
+    const mx = ay === by ? (ax + bx) / 2 : ax, my = ay === by ? ay : (ay + by) / 2;
     if (b.kind === "line" || b.kind === "cable") {
       const hit = el("path", { d, class: "br-hit", "data-branch": b.id });
       hit.addEventListener("click", () => selectBranch(b.id));
       hit.appendChild(el("title", {}, `${b.id}: click to choose for a fault`));
-      svg.appendChild(hit);
+      lines.appendChild(hit);
+      const fl = el("text", { x: mx - 30, y: my + 34, class: "lbl fault", visibility: "hidden" }, `⚡ FAULT ${b.id}`);
+      labels.appendChild(fl);
+      SLD.faultLabels[b.id] = fl;
     }
-    const mx = ay === by ? (ax + bx) / 2 : ax, my = ay === by ? ay : (ay + by) / 2;
-    if (faulted.has(b.id)) svg.appendChild(el("text", { x: mx - 18, y: my - 10, class: "lbl fault" }, `⚡ FAULT ${b.id}`));
     if (b.switchable || ["switch", "breaker", "sectionalizer", "tie"].includes(b.kind)) {
-      const r = el("rect", { x: mx - 7, y: my - 7, width: 14, height: 14, class: `sw ${closed ? "closed" : "open"}`,
-                             "data-testid": `switch-${b.id}`, "data-state": closed ? "closed" : "open" });
-      r.appendChild(el("title", {}, `${b.kind} ${b.id}: ${closed ? "closed" : "open"} — click to ${closed ? "open" : "close"}`));
-      r.addEventListener("click", () => askSwitch(b, !closed));
-      svg.appendChild(r);
-      svg.appendChild(el("text", { x: mx - 14, y: my + 20, class: "lbl sw-state" }, `${b.id} ${closed ? "closed" : "OPEN"}`));
+      const r = el("rect", { x: mx - 7, y: my - 7, width: 14, height: 14, class: "sw closed", "data-testid": `switch-${b.id}` });
+      r.appendChild(el("title"));
+      r.addEventListener("click", () => askSwitch(b, !switchClosed(b)));
+      marks.appendChild(r);
+      SLD.switches[b.id] = r;
+      const t = el("text", { x: mx - (b.kind === "tie" ? 40 : 12), y: my + 20, class: "lbl sw-state" });
+      labels.appendChild(t);
+      SLD.swLabels[b.id] = t;
     }
   }
   const metersAt = {};
   for (const d of S.devices) { const n = d.location && d.location.node_id; if (n) (metersAt[n] = metersAt[n] || []).push(d.id); }
-  for (const p of topo.placements || []) (metersAt[p.node_id] = metersAt[p.node_id] || []).includes(p.device_id) || metersAt[p.node_id].push(p.device_id);
+  for (const p of topo.placements || []) { const l = (metersAt[p.node_id] = metersAt[p.node_id] || []); if (!l.includes(p.device_id)) l.push(p.device_id); }
   for (const n of topo.nodes) {
     const [x, y] = pos[n.id];
-    const e = energised(n.id);
-    const cls = n.kind === "source" ? "node source" : `node ${e === false ? "off" : "on"}`;
-    const c = el("circle", { cx: x, cy: y, r: n.kind === "source" ? 9 : 5, class: cls, "data-testid": `node-${n.id}`,
-                             "data-energised": e === null ? "unknown" : String(e) });
-    c.appendChild(el("title", {}, `${n.id} ${e === null ? "" : e ? "energised" : "DE-ENERGISED"}`));
-    svg.appendChild(c);
-    svg.appendChild(el("text", { x: x - 10, y: y - 10, class: "lbl" }, n.id));
+    const c = el("circle", { cx: x, cy: y, r: n.kind === "source" ? 9 : 5, class: "node on", "data-testid": `node-${n.id}` });
+    c.appendChild(el("title"));
+    marks.appendChild(c);
+    SLD.nodes[n.id] = c;
+    if (["source", "substation"].includes(n.kind) || (topo.nodes.length < 30 && n.kind !== "junction"))
+      labels.appendChild(el("text", { x: x - 12, y: y - 10, class: "lbl" }, n.id));
     (metersAt[n.id] || []).forEach((m, i) => {
       const t = el("rect", { x: x - 4 + i * 9, y: y + 8, width: 7, height: 7, class: "meter-mark" });
       t.appendChild(el("title", {}, `meter ${m}`));
-      svg.appendChild(t);
+      marks.appendChild(t);
     });
+  }
+}
+function renderSLD() {
+  const topo = S.topology;
+  const key = topo ? `${topo.grid}:${topo.version}:${topo.branches.length}:${S.devices.length}` : null;
+  if (key !== SLD.key) { SLD.key = key; buildSLD(); }
+  if (!topo) return;
+  const faulted = faultedBranches();
+  for (const b of topo.branches) {
+    const closed = switchClosed(b);
+    const eA = energised(b.from_node), eB = energised(b.to_node);
+    let state;
+    if (faulted.has(b.id)) state = "faulted";
+    else if (!closed && (b.normally_open || b.kind === "tie")) state = "open-tie";
+    else if (eA === null) state = closed ? "on" : "off";
+    else state = closed && eA && eB ? "on" : "off";
+    const path = SLD.branches[b.id];
+    path.setAttribute("class", `br ${state}${S.selectedBranch === b.id ? " selected" : ""}`);
+    path.setAttribute("data-state", state);
+    path.firstChild.textContent = `${b.id} (${b.kind}${b.length_m ? ", " + Math.round(b.length_m) + " m" : ""}) ${state}`;
+    if (SLD.faultLabels[b.id]) SLD.faultLabels[b.id].setAttribute("visibility", faulted.has(b.id) ? "visible" : "hidden");
+    const r = SLD.switches[b.id];
+    if (r) {
+      r.setAttribute("class", `sw ${closed ? "closed" : "open"}`);
+      r.setAttribute("data-state", closed ? "closed" : "open");
+      r.firstChild.textContent = `${b.kind} ${b.id}: ${closed ? "closed" : "open"} — click to ${closed ? "open" : "close"}`;
+      // closed switches are the normal case: only open ones (and breakers) get a text label
+      // (breakers and ties always show their state; the id is in the tooltip when space is short)
+      const named = b.kind === "breaker" || b.kind === "tie";
+      SLD.swLabels[b.id].textContent = named ? `${b.id} ${closed ? "closed" : "OPEN"}` : closed ? "" : "OPEN";
+    }
+  }
+  for (const n of topo.nodes) {
+    const e = energised(n.id), c = SLD.nodes[n.id];
+    c.setAttribute("class", n.kind === "source" ? "node source" : `node ${e === false ? "off" : "on"}`);
+    c.setAttribute("data-energised", e === null ? "unknown" : String(e));
+    c.firstChild.textContent = `${n.id} ${e === null ? "" : e ? "energised" : "DE-ENERGISED"}`;
   }
 }
 
@@ -290,7 +328,8 @@ function fillFaultSelect() {
   if (keep) sel.value = keep;
 }
 function applyState(st) {
-  S.topology = st.topology; S.grid = st.grid || S.grid; S.devices = st.devices || []; S.statuses = st.statuses || {};
+  S.topology = st.topology;
+  if (st.grid && (st.grid.seq || 0) >= (S.grid.seq || 0)) S.grid = st.grid; S.devices = st.devices || []; S.statuses = st.statuses || {};
   S.latest = st.latest || {}; S.events = st.events || []; S.flisr = st.flisr; S.flisrSteps = st.flisr_steps || [];
   S.latency = st.latency || []; S.classes = st.transfer_classes || [];
   $("grid-name").textContent = `grid: ${st.topology ? st.topology.grid : "—"}`;
@@ -300,13 +339,19 @@ function renderAll() { renderSLD(); renderMeters(); renderEvents(); renderLatenc
 async function refreshState() {
   try { applyState(await (await fetch("/api/state")).json()); } catch (e) { $("conn").textContent = "offline"; }
 }
-let pending = false;
-function soon(fn) { if (!pending) { pending = true; setTimeout(() => { pending = false; fn(); }, 150); } }
+// coalesce bursts of updates: each renderer runs at most once per 150 ms
+const pending = new Set();
+function soon(fn) {
+  if (pending.has(fn)) return;
+  pending.add(fn);
+  setTimeout(() => { pending.delete(fn); fn(); }, 150);
+}
+function renderGrid() { renderSLD(); renderMeters(); }
 function connect() {
   const es = new EventSource("/api/stream");
   es.onopen = () => { $("conn").textContent = "live"; $("conn").dataset.state = "live"; refreshState(); };
   es.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").dataset.state = "down"; };
-  es.addEventListener("grid", (m) => { S.grid = JSON.parse(m.data); soon(() => { renderSLD(); renderMeters(); }); });
+  es.addEventListener("grid", (m) => { const g = JSON.parse(m.data); if ((g.seq || 0) >= (S.grid.seq || 0)) S.grid = g; soon(renderGrid); });
   es.addEventListener("status", (m) => { const d = JSON.parse(m.data); S.statuses[d.device_id] = d.status; soon(renderMeters); });
   es.addEventListener("telemetry", (m) => { const r = JSON.parse(m.data); S.latest[r.device_id] = r; soon(renderMeters); });
   es.addEventListener("event", (m) => { S.events.unshift(JSON.parse(m.data)); S.events.length = Math.min(S.events.length, 200); soon(renderEvents); });
