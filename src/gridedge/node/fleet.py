@@ -103,7 +103,7 @@ class FleetOptions:
     prefix: str | None = None
     start_index: int = 0
     update_period_s: float = 60.0
-    concurrency: int = 200
+    concurrency: int = 64
     register: bool = True
     apps: list[dict[str, Any]] = field(default_factory=list)  # default: telemetry at interval_s
     daq_factory: Callable[[str, int], Any] | None = None

@@ -47,6 +47,9 @@ def run(
     stats_json: Path | None = typer.Option(
         None, "--stats-json", help="write final statistics here"
     ),
+    ready_file: Path | None = typer.Option(
+        None, "--ready-file", help="touched once every meter is up"
+    ),
 ) -> None:
     """Register, provision and run N meters, each publishing telemetry every --interval s."""
     from gridedge.node.fleet import Fleet, FleetOptions
@@ -86,6 +89,8 @@ def run(
             task = bar.add_task(f"booting {meters} meters", total=meters)
             await fleet.start(lambda n: bar.advance(task, n))
         s = fleet.stats()
+        if ready_file:
+            ready_file.write_text(json.dumps(s))
         console.print(
             f"fleet {fleet.prefix}: {s['meters']} meters up in {s['boot_s']:.1f} s ({s['failed']} failed)"
         )

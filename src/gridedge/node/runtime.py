@@ -165,11 +165,12 @@ class PlaneLink:
                     await client.disconnect()
                 if not self.failed_logged:
                     log.warning(
-                        "%s: %s broker %s unreachable, retrying: %s",
+                        "%s: %s broker %s unreachable, retrying: %r (cause %r)",
                         self.node.device_id,
                         self.plane.value,
                         endpoint.url,
                         exc,
+                        exc.__cause__,
                     )
                     self.failed_logged = True
                 await asyncio.sleep(backoff.next_delay())
