@@ -41,3 +41,12 @@ async def test_profile_steps_scale_the_loads_and_the_feeder_head_sees_it() -> No
     assert sum(evening.active_power_w) == pytest.approx(p_eve, rel=0.03)
     steps = [e for e in svc.events if e.kind == "profile-step"]
     assert len(steps) == 2 and steps[1].time_ns == start + 17 * 3600 * 10**9
+
+
+def test_scaler_refuses_loads_the_twin_does_not_have() -> None:
+    from gridedge.twin.model import Twin
+    from gridedge.twin.profiles import TwinLoadScaler
+
+    twin = Twin.from_name("turin-2feeder")
+    with pytest.raises(ValueError, match="LD-Z9"):
+        TwinLoadScaler(twin, ProfileDriver({"LD-Z9": "residential"}))

@@ -169,6 +169,7 @@ async def test_bad_input_names_the_field(stepped: TwinServer) -> None:
             (c.window("M1", pre_s=0.1, post_s=0.0, rate_hz=0.0), 422, "rate_hz"),
             (c.window("M1", pre_s=0.1, post_s=0.0, rate_hz=100.0), 422, "rate_hz"),
             (c.window("M1", around="fault"), 404, "around"),
+            (c.window("M1", around_ns=START_NS + 3600 * 10**9), 422, "around_ns"),
             (c.operate("NOPE", True), 404, "switch_id"),
             (c.set_relay("nobody", True), 404, "customer_id"),
             (c.apply_fault("NOPE"), 404, "branch_id"),

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -212,3 +213,30 @@ class ProfileDriver:
             k: prof.at(self._local(t_ns + self._offset_ns[k]))[0]
             for k, prof in self.generators.items()
         }
+
+
+class TwinLoadScaler:
+    """Drives a Twin's loads from a :class:`ProfileDriver` through its ``set_load_power`` hook.
+
+    The loads' powers when the scaler is made are taken as their nominal values (the profile's
+    1.0); each :meth:`apply` sets every profiled load to nominal × factor and re-solves."""
+
+    def __init__(self, twin: Any, driver: ProfileDriver) -> None:
+        self.twin = twin
+        self.driver = driver
+        self.base = {
+            ld.id: (float(np.sum(ld.p_w)), float(np.sum(ld.q_var)))
+            for ld in twin.load_data()
+            if ld.id in driver.loads
+        }
+        missing = sorted(set(driver.loads) - set(self.base))
+        if missing:
+            raise ValueError(f"loads: {missing[:5]} are not loads of the twin")
+
+    def apply(self, t_ns: int) -> float:
+        """Scale the loads to simulated time ``t_ns``; returns the total active power set (W)."""
+        f = self.driver.profile_factors(t_ns)
+        p = {k: b[0] * f[k][0] for k, b in self.base.items()}
+        q = {k: b[1] * f[k][1] for k, b in self.base.items()}
+        self.twin.set_load_power(p, q)
+        return float(sum(p.values()))

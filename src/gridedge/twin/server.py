@@ -48,7 +48,7 @@ from gridedge.contracts.twin import (
     TwinEvent,
     TwinEventKind,
 )
-from gridedge.twin.profiles import ProfileDriver
+from gridedge.twin.profiles import ProfileDriver, TwinLoadScaler
 from gridedge.twin.state import GridState, MeasurementPoint
 from gridedge.twin.telemetry import MeterAccuracy, customer_telemetry, telemetry_from_state
 from gridedge.twin.waveforms import (
@@ -129,18 +129,14 @@ class TwinService:
         self._seen = 0
         self._subscribers: set[asyncio.Queue[TwinEvent]] = set()
         self._ticker: asyncio.Task[None] | None = None
-        self._base_load: dict[str, tuple[float, float]] = {}
+        self._scaler: TwinLoadScaler | None = None
         self._next_profile_ns: int | None = None
         twin.state  # noqa: B018 - solve once so the timeline starts with the pre-fault state
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         if self.opt.profiles is not None:
-            self._base_load = {
-                ld.id: (float(np.sum(ld.p_w)), float(np.sum(ld.q_var)))
-                for ld in self.twin.load_data()
-                if ld.id in self.opt.profiles.loads
-            }
+            self._scaler = TwinLoadScaler(self.twin, self.opt.profiles)
             self.apply_profiles()
         self._ticker = asyncio.create_task(self._tick_loop(), name="twin-ticker")
 
@@ -168,17 +164,13 @@ class TwinService:
 
     def apply_profiles(self) -> None:
         """Scale every profiled load to its nominal × factor at the present simulated time."""
-        drv = self.opt.profiles
-        if drv is None:
+        if self._scaler is None:
             return
         now = self.clock.now_ns()
-        f = drv.profile_factors(now)
-        p = {k: self._base_load[k][0] * f[k][0] for k in self._base_load}
-        q = {k: self._base_load[k][1] * f[k][1] for k in self._base_load}
-        self.twin.set_load_power(p, q)
+        total = self._scaler.apply(now)
         self._next_profile_ns = now + int(self.opt.profile_step_s * 1e9)
-        total = sum(p.values())
-        self._emit(TwinEventKind.PROFILE_STEP, now, {"loads": len(p), "total_p_w": total})
+        n = len(self._scaler.base)
+        self._emit(TwinEventKind.PROFILE_STEP, now, {"loads": n, "total_p_w": total})
 
     def _emit(self, kind: TwinEventKind, time_ns: int, detail: dict[str, object]) -> None:
         msg = TwinEvent(seq=len(self.events) + 1, kind=kind, time_ns=time_ns, detail=detail)
@@ -363,6 +355,13 @@ class TwinService:
         start = centre - round(pre_s * 1e9)
         end = centre + round(post_s * 1e9)
         now = self.clock.now_ns()
+        if end - now > (pre_s + post_s) * 1e9 + 1e6:
+            raise ApiProblem(
+                422,
+                "Window lies in the future",
+                [("around_ns", f"the window starts {(start - now) / 1e9:.3f} s after the twin's "
+                  f"clock ({now} ns); is the node's clock in step with the twin's (GET /v1/clock)?")],
+            )  # fmt: skip
         if end > now:
             if self.clock.mode is ClockMode.STEPPED:
                 raise ApiProblem(
@@ -659,6 +658,7 @@ class TwinServer:
             log_level=self.log_level,
             access_log=False,
             lifespan="on",
+            timeout_graceful_shutdown=2,  # open event streams must not hold a shutdown
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="twin-server", daemon=True)
@@ -705,6 +705,7 @@ def serve(
         port=port,
         log_level=log_level,
         access_log=False,
+        timeout_graceful_shutdown=2,
     )
 
 

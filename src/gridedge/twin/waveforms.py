@@ -368,6 +368,8 @@ def synthesize_window(
     post_trip: GridState | None = None,
     trip_ns: int | None = None,
     daq: DaqSpec | None = None,
+    adc_bits: int | None = None,
+    noise_lsb_rms: float | None = None,
     transformers: InstrumentTransformers | None = None,
     x_over_r: float | None = None,
     rng: np.random.Generator | None = None,
@@ -377,7 +379,9 @@ def synthesize_window(
     next ``inception_angle_deg`` point on wave if given), the during-fault state with the current
     DC offset, and — if ``post_trip`` is given — the breaker interrupting at ``trip_ns``.
     Without ``during`` it is a steady window centred on ``inception_ns``/``pre.time_ns``.
-    ``rate_hz`` overrides ``daq.rate_hz``. Use :func:`synthesize` to also get the clipping count."""
+    ``rate_hz``, ``adc_bits`` and ``noise_lsb_rms`` override the ``daq`` fields (default
+    :class:`DaqSpec`: 3.2 kHz, 12 bit, no noise). Use :func:`synthesize_fault` to also get the
+    clipping count."""
     return synthesize_fault(
         point,
         pre,
@@ -390,6 +394,8 @@ def synthesize_window(
         post_trip=post_trip,
         trip_ns=trip_ns,
         daq=daq,
+        adc_bits=adc_bits,
+        noise_lsb_rms=noise_lsb_rms,
         transformers=transformers,
         x_over_r=x_over_r,
         rng=rng,
@@ -409,14 +415,18 @@ def synthesize_fault(
     post_trip: GridState | None = None,
     trip_ns: int | None = None,
     daq: DaqSpec | None = None,
+    adc_bits: int | None = None,
+    noise_lsb_rms: float | None = None,
     transformers: InstrumentTransformers | None = None,
     x_over_r: float | None = None,
     rng: np.random.Generator | None = None,
 ) -> Synthesis:
     """:func:`synthesize_window` returning the full :class:`Synthesis`."""
     daq = daq or DaqSpec()
-    if rate_hz is not None:
-        daq = DaqSpec(**{**daq.__dict__, "rate_hz": rate_hz})
+    overrides = {"rate_hz": rate_hz, "adc_bits": adc_bits, "noise_lsb_rms": noise_lsb_rms}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        daq = DaqSpec(**{**daq.__dict__, **overrides})
     if pre_s < 0 or post_s < 0:
         raise ValueError("pre_s and post_s must be >= 0")
     if during is not None and during.frequency_hz != pre.frequency_hz:
