@@ -31,6 +31,15 @@ class FaultKind(StrEnum):
     LLG = "llg"  # two phases and ground
     THREE_PHASE = "3ph"
 
+    @classmethod
+    def parse(cls, value: str) -> FaultKind:
+        """Also accepts the twin's names (1ph, 2ph, 2ph-g, 3ph)."""
+        return cls(TWIN_KINDS.get(value, value))
+
+
+TWIN_KINDS = {"1ph": "slg", "2ph": "ll", "2ph-g": "llg", "3ph": "3ph"}
+KIND_TO_TWIN = {v: k for k, v in TWIN_KINDS.items()}
+
 
 def sequence_to_phase(z1: complex, z0: complex) -> np.ndarray:
     """3×3 phase matrix of a transposed element from its positive- and zero-sequence values."""
@@ -50,9 +59,10 @@ def dyn_view(clock: int = 11) -> np.ndarray:
 def fault_admittance(kind: FaultKind | str, phases: str, rf_ohm: float) -> np.ndarray:
     """3×3 admittance from the faulted point to ground for a fault through ``rf_ohm``.
 
-    Conventions (the twin's constant-impedance fault elements): SLG, LLG and 3ph — each faulted
-    phase to ground through Rf; LL — Rf once between the two phases (power-grid-model's
-    convention, REFERENCE §1.5 item 4)."""
+    Conventions (the twin's, i.e. power-grid-model's short circuit as it behaves): SLG — Rf from
+    the phase to ground; LL — Rf once between the two phases (REFERENCE §1.5 item 4); LLG — the
+    two phases joined solidly and Rf from the joint to ground; 3ph — each phase to ground
+    through Rf (for a balanced fault the same as Rf to a common star point)."""
     kind = FaultKind(kind)
     rf = max(float(rf_ohm), RF_FLOOR_OHM)
     idx = [PHASES.index(p) for p in phases]
@@ -62,6 +72,11 @@ def fault_admittance(kind: FaultKind | str, phases: str, rf_ohm: float) -> np.nd
         p, q = idx[:2]
         y[p, p] = y[q, q] = g
         y[p, q] = y[q, p] = -g
+    elif kind == FaultKind.LLG:
+        bolt = 1.0 / RF_FLOOR_OHM  # phases joined; Kron-reduce the joint, Rf to ground
+        for p in idx:
+            for q in idx:
+                y[p, q] = (bolt if p == q else 0.0) - bolt * bolt / (len(idx) * bolt + g)
     else:
         for p in idx:
             y[p, p] = g
@@ -195,7 +210,13 @@ class FeederModel:
     def no_fault(self, v_head: np.ndarray) -> np.ndarray:
         """Feeder node voltages (n, 3) for a head voltage, loads as admittances."""
         self.ensure_built()
-        return (-self.Z @ (self.Y_fh @ v_head)).reshape(-1, 3)
+        key = (id(self.Z), v_head.tobytes())
+        cached = getattr(self, "_nf_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out = (-self.Z @ (self.Y_fh @ v_head)).reshape(-1, 3)
+        self._nf_cache = (key, out)
+        return out
 
     def head_current(self, v_head: np.ndarray, v_nodes: np.ndarray) -> np.ndarray:
         return self.Y_hh @ v_head + self.Y_hf @ v_nodes.reshape(-1)

@@ -1,0 +1,137 @@
+"""Restoration: the MILP's plan equals the exhaustive search's optimum (restored load, then
+switching operations) and is checked by a real power flow."""
+
+from __future__ import annotations
+
+import pandapower as pp
+import pytest
+
+from gridedge.flisr.restoration import GridRestoration, RestorationError, exhaustive, milp
+from gridedge.twin.cables import MV_CABLES, SECONDARY_400KVA, CableType
+from gridedge.twin.grids import build
+from gridedge.twin.grids.base import (
+    GridModel,
+    add_bus,
+    add_cable,
+    add_load,
+    add_source,
+    add_switch,
+    add_trafo,
+    finalize,
+)
+from gridedge.twin.pgm_bridge import convert
+
+CABLE = MV_CABLES["ARE4H5E-3x1x95-Al"]
+# feeder B's head cable, rated so that it can carry its own four loads and one more, not three
+THIN = CableType("thin-test", 0.411, 0.123, 230.0, 1.25, 0.37, 230.0, 0.045)
+
+
+@pytest.fixture(scope="module")
+def turin():
+    gm = build("turin-2feeder")
+    return gm, convert(gm.net)
+
+
+@pytest.mark.parametrize("section", ["L-A2-A3", "L-A0-A1", "L-A5-A6", "L-A6-TIE", "L-B3-B4"])
+def test_milp_equals_exhaustive_on_turin_2feeder(turin, section: str) -> None:
+    gm, net = turin
+    feeder = section.split("-")[1][0]
+    results = []
+    for solver in (exhaustive, milp):
+        g = GridRestoration(net, gm.switch_role)
+        g.set_states({f"CB-{feeder}": False})  # the feeder breaker has tripped
+        results.append(solver(g, section))
+    ex, mi = results
+    assert mi.feasible and ex.feasible
+    assert mi.restored_load_w == pytest.approx(ex.restored_load_w)
+    assert mi.operations == ex.operations
+    assert set(mi.isolate) == set(ex.isolate)
+    # the faulted cable's zone stays dead, everything healthy is back (the tie can carry it)
+    assert mi.lost_load_w == pytest.approx(0.0)
+    assert not any(n in mi.restored_nodes for n in mi.faulted_zone_nodes)
+
+
+def test_isolation_opens_the_nearest_switches(turin) -> None:
+    gm, net = turin
+    g = GridRestoration(net, gm.switch_role)
+    g.set_states({"CB-A": False})
+    plan = milp(g, "L-A2-A3")
+    assert sorted(plan.isolate) == ["SW-A2-out", "SW-A3-in"]
+    assert plan.close[0] == "CB-A"  # reclose first, then back-feed through the tie
+    assert "TIE-AB" in plan.close
+
+
+def _ring(tie_closed: bool = False, thin_b: bool = False) -> GridModel:
+    """Two small feeders with two normally-open ties between them, one tie per branch end."""
+    gm = GridModel(
+        name="ring",
+        net=pp.create_empty_network(name="ring", f_hz=50.0),
+        description="test ring",
+        provenance="test",
+    )
+    hv = add_bus(gm, "HV", 22.0, "source")
+    add_source(gm, hv, 500.0)
+    buses = {}
+    for f in ("A", "B"):
+        bb = add_bus(gm, f"BB-{f}", 22.0, "bus")
+        add_switch(gm, f"CB-{f}", hv, bb, "breaker")
+        prev = bb
+        for k in range(1, 5):
+            n_in = add_bus(gm, f"{f}{k}-in", 22.0, "junction")
+            n = add_bus(gm, f"{f}{k}", 22.0, "substation")
+            lv = add_bus(gm, f"{f}{k}-LV", 0.4, "load")
+            ct = THIN if (thin_b and f == "B" and k == 1) else CABLE
+            add_cable(gm, f"L-{f}{k}", prev, n_in, 1.5, ct)
+            add_switch(gm, f"SW-{f}{k}", n_in, n, "sectionalizer")
+            add_trafo(gm, f"TR-{f}{k}", n, lv, SECONDARY_400KVA)
+            add_load(gm, f"LD-{f}{k}", lv, 0.30, 0.1)
+            buses[f"{f}{k}"] = n
+            prev = n
+    add_switch(gm, "TIE-1", buses["A4"], buses["B4"], "tie", closed=tie_closed)
+    add_switch(gm, "TIE-2", buses["A2"], buses["B2"], "tie", closed=False)
+    return finalize(gm)
+
+
+@pytest.mark.parametrize("thin_b", [False, True])
+def test_milp_equals_exhaustive_on_a_ring_with_two_ties(thin_b: bool) -> None:
+    gm = _ring(thin_b=thin_b)
+    net = convert(gm.net)
+    plans = []
+    for solver in (exhaustive, milp):
+        g = GridRestoration(net, gm.switch_role)
+        g.set_states({"CB-A": False})
+        plans.append(solver(g, "L-A2"))
+    ex, mi = plans
+    assert mi.restored_load_w == pytest.approx(ex.restored_load_w)
+    assert mi.operations == ex.operations
+    assert mi.feasible
+    if thin_b:
+        # the thin cable cannot carry the whole dead part: only one load comes back (A4, split
+        # off at SW-A4 and fed through TIE-1), rather than overloading the cable
+        assert mi.restored_load_w - 4 * 300e3 == pytest.approx(300e3, rel=1e-6)
+        assert mi.lost_load_w == pytest.approx(600e3, rel=1e-6)
+        assert mi.max_loading <= 1.0
+    else:
+        assert mi.lost_load_w == pytest.approx(0.0)
+
+
+def test_no_tie_isolates_and_recloses_only() -> None:
+    """Seed 003's grid has no normally-open switch: isolate, reclose the breaker, done."""
+    gm = _ring()
+    gm.net.switch.drop(
+        gm.net.switch.index[gm.net.switch["name"].isin(["TIE-1", "TIE-2"])], inplace=True
+    )
+    net = convert(gm.net)
+    g = GridRestoration(net, gm.switch_role)
+    g.set_states({"CB-A": False})
+    plan = milp(g, "L-A3")
+    assert sorted(plan.isolate) == ["SW-A2", "SW-A3"]
+    assert plan.close == ["CB-A"]
+    assert plan.lost_load_w == pytest.approx(600e3, rel=1e-6)  # A3, A4 cannot be fed
+
+
+def test_unknown_section_is_refused_with_its_name(turin) -> None:
+    gm, net = turin
+    g = GridRestoration(net, gm.switch_role)
+    with pytest.raises(RestorationError, match="NOPE"):
+        milp(g, "NOPE")
