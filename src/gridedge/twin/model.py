@@ -267,6 +267,8 @@ class Twin:
             energised=energised,
             time_ns=self.clock.now_ns(),
             faulted=faulted,
+            _node_index=self._node_index,
+            _branch_index=self._branch_index,
         )
 
     def _set_state(self, st: GridState) -> None:
@@ -352,32 +354,52 @@ class Twin:
     def _split(self, inp: dict, fault: Fault, ct: CT, row: int, id0: int) -> tuple[dict, int]:
         """Copy of ``inp`` with the fault node: a new node and two line segments part-way along
         a line (segment 1 keeps the line's id, so branch rows do not move)."""
-        if fault.fraction == 0.0:
-            return inp, int(self.pgm.input[ct]["from_node"][row])
-        if fault.fraction == 1.0:
-            return inp, int(self.pgm.input[ct]["to_node"][row])
-        d = fault.fraction
-        out = dict(inp)
-        nodes = inp[CT.node]
-        fnode = initialize_array("input", CT.node, 1)
-        fnode["id"] = id0
-        frow = self.pgm.node_row[int(inp[CT.line]["from_node"][row])]
-        fnode["u_rated"] = nodes["u_rated"][frow]
-        out[CT.node] = np.concatenate([nodes, fnode])
-        lines = inp[CT.line].copy()
-        seg2 = lines[row : row + 1].copy()
-        for col in ("r1", "x1", "c1", "r0", "x0", "c0"):
-            seg2[col] *= 1.0 - d
-            lines[col][row] *= d
-        lines["to_node"][row] = id0
-        lines["to_status"][row] = 1
-        seg2["id"] = id0 + 1
-        seg2["from_node"] = id0
-        seg2["from_status"] = 1
-        out[CT.line] = np.concatenate([lines, seg2])
-        return out, id0
+        out, fnodes, _ = self._split_many(inp, [(fault, ct, row)], id0)
+        return out, fnodes[0]
 
-    def _fault_input(self, fault: Fault, res: dict, sym: bool) -> tuple[dict, int, int]:
+    def _split_many(
+        self, inp: dict, items: list[tuple[Fault, CT, int]], id0: int
+    ) -> tuple[dict, list[int], list[tuple[int, int]]]:
+        """Split several lines (each at most once) at their fault positions. Returns the new
+        input, the fault node id per item, and (line row, segment-2 row) per split line."""
+        fnodes: list[int] = []
+        splits: list[tuple[int, int]] = []
+        new_nodes, new_segs = [], []
+        lines = inp[CT.line].copy() if CT.line in inp else None
+        nl = len(lines) if lines is not None else 0
+        for k, (fault, ct, row) in enumerate(items):
+            if fault.fraction in (0.0, 1.0) or ct is not CT.line:
+                end = "from_node" if fault.fraction == 0.0 else "to_node"
+                fnodes.append(int(self.pgm.input[ct][end][row]))
+                continue
+            d = fault.fraction
+            nid = id0 + 2 * k
+            fnode = initialize_array("input", CT.node, 1)
+            fnode["id"] = nid
+            fnode["u_rated"] = self._u_rated[self.pgm.node_row[int(lines["from_node"][row])]]
+            seg2 = lines[row : row + 1].copy()
+            for col in ("r1", "x1", "c1", "r0", "x0", "c0"):
+                seg2[col] *= 1.0 - d
+                lines[col][row] *= d
+            lines["to_node"][row] = nid
+            lines["to_status"][row] = 1
+            seg2["id"] = nid + 1
+            seg2["from_node"] = nid
+            seg2["from_status"] = 1
+            new_nodes.append(fnode)
+            new_segs.append(seg2)
+            splits.append((row, nl + len(new_segs) - 1))
+            fnodes.append(nid)
+        if not new_nodes:
+            return inp, fnodes, splits
+        out = dict(inp)
+        out[CT.node] = np.concatenate([inp[CT.node], *new_nodes])
+        out[CT.line] = np.concatenate([lines, *new_segs])
+        return out, fnodes, splits
+
+    def _fault_input(
+        self, fault: Fault, res: dict, sym: bool
+    ) -> tuple[dict, int, list[tuple[int, int]]]:
         ct, row = self._check_fault(fault)
         inp = {
             k: v
@@ -387,7 +409,8 @@ class Twin:
         sh = self._shunts_from_pf(res, sym)
         id0 = int(sh["id"].max()) + 1 if len(sh) else self._next_id()
         inp[CT.shunt] = np.concatenate([self.pgm.input[CT.shunt], sh]) if CT.shunt in inp else sh
-        inp, fnode = self._split(inp, fault, ct, row, id0)
+        inp, fnodes, splits = self._split_many(inp, [(fault, ct, row)], id0)
+        fnode = fnodes[0]
         f = initialize_array("input", CT.fault, 1)
         f["id"] = id0 + 2
         f["status"] = 1
@@ -397,7 +420,7 @@ class Twin:
         f["r_f"] = fault.r_f_ohm
         f["x_f"] = fault.x_f_ohm
         inp[CT.fault] = f
-        return inp, fnode, row if (ct is CT.line and 0 < fault.fraction < 1) else -1
+        return inp, fnode, splits
 
     def _sc_scale(self) -> float:
         # A linear network's solution scales with its sources; PGM's SC drives the sources at
@@ -406,7 +429,7 @@ class Twin:
         return float(np.mean(src["u_ref"][src["status"] == 1])) if len(src) else 1.0
 
     def _state_from_sc(
-        self, res: dict, fault: Fault, split_row: int, scen: int | None = None
+        self, res: dict, splits: list[tuple[int, int]], fnode_row: int, scen: int | None = None
     ) -> GridState:
         def g(ct: CT, col: str) -> np.ndarray:
             a = res[ct][col]
@@ -426,14 +449,14 @@ class Twin:
             sl = slice(k0, k0 + nb)
             i_from[sl] = (g(ct, "i_from") * np.exp(1j * g(ct, "i_from_angle")))[:nb] * k
             i_to[sl] = (g(ct, "i_to") * np.exp(1j * g(ct, "i_to_angle")))[:nb] * k
-            if ct is CT.line and split_row >= 0:
-                i_to[split_row] = (g(ct, "i_to")[nb] * np.exp(1j * g(ct, "i_to_angle")[nb])) * k
+            if ct is CT.line and splits:
+                rows, segs = np.asarray(splits, dtype=int).T
+                i_to[rows] = g(ct, "i_to")[segs] * np.exp(1j * g(ct, "i_to_angle")[segs]) * k
             k0 += nb
         fr = res[CT.fault]
         i_f = fr["i_f"] * np.exp(1j * fr["i_f_angle"])
         i_f = (i_f[scen] if scen is not None else i_f).reshape(-1, 3)[0] * k
-        nodes_u = g(CT.node, "u") * np.exp(1j * g(CT.node, "u_angle")) * k
-        fault_node_row = n if split_row >= 0 else self._fault_node_row(fault)
+        vf = g(CT.node, "u")[fnode_row] * np.exp(1j * g(CT.node, "u_angle")[fnode_row]) * k
         return GridState(
             node_ids=self.node_ids,
             u=u,
@@ -444,7 +467,9 @@ class Twin:
             time_ns=self.clock.now_ns(),
             faulted=True,
             fault_current=i_f,
-            fault_voltage=nodes_u[fault_node_row],
+            fault_voltage=vf,
+            _node_index=self._node_index,
+            _branch_index=self._branch_index,
         )
 
     def _fault_node_row(self, fault: Fault) -> int:
@@ -551,14 +576,19 @@ class Twin:
             return self._solve_fault_asym_pf(fault, res, sym)
         if method != "sc-shunt":
             raise TwinError("method", f"{method!r} is not 'sc-shunt' or 'asym-pf'")
-        inp, _, split_row = self._fault_input(fault, res, sym)
+        inp, fnode, splits = self._fault_input(fault, res, sym)
         try:
             out = PowerGridModel(inp).calculate_short_circuit(
                 short_circuit_voltage_scaling=ShortCircuitVoltageScaling.minimum
             )
         except PowerGridError as exc:
             raise LoadflowNotConverged(self.name, f"fault solve: {exc}") from None
-        return self._state_from_sc(out, fault, split_row)
+        return self._state_from_sc(out, splits, self._row_of(inp, fnode))
+
+    def _row_of(self, inp: dict, pgm_node: int) -> int:
+        if pgm_node in self.pgm.node_row:
+            return self.pgm.node_row[pgm_node]
+        return int(np.nonzero(inp[CT.node]["id"] == pgm_node)[0][0])
 
     def apply_fault(self, fault: Fault) -> GridState:
         """Fault inception now (clock time): logs it, schedules the feeder breaker trip after
@@ -876,39 +906,81 @@ class Twin:
     # ------------------------------------------------------------------ batch
     def fault_batch(self, faults: list[Fault]) -> list[GridState]:
         """During-fault states for many faults from the present pre-fault state (no events, no
-        protection). Faults at the same (branch, fraction) share one model and run as one PGM
-        batch; the pre-fault power flow and load admittances are computed once."""
+        protection). The pre-fault power flow and load admittances are computed once; all
+        fault positions on distinct lines are split into ONE model and solved as one PGM batch
+        (a line faulted at several positions takes one extra model per extra position).
+        Splitting an unfaulted line only redistributes its charging capacitance (relative
+        effect < 1e-6), so results equal :meth:`compute_fault` to that precision."""
         if not faults:
             return []
-        for f in faults:
-            self._check_fault(f)
+        located = [(f, *self._check_fault(f)) for f in faults]
         sym = self._default_symmetric(None)
         res = self._pf(sym)
-        groups: dict[tuple[str, float], list[int]] = {}
-        for k, f in enumerate(faults):
-            groups.setdefault((f.branch_id, f.fraction), []).append(k)
+        base = {
+            k: v
+            for k, v in self.pgm.input.items()
+            if k not in (CT.sym_load, CT.asym_load, CT.sym_gen, CT.asym_gen)
+        }
+        sh = self._shunts_from_pf(res, sym)
+        base[CT.shunt] = (
+            np.concatenate([self.pgm.input[CT.shunt], sh]) if CT.shunt in self.pgm.input else sh
+        )
+        id0 = int(base[CT.shunt]["id"].max()) + 1
+        # rounds: each line split at most once per model
+        positions: dict[tuple[str, float], int] = {}
+        rounds: list[list[tuple[Fault, CT, int]]] = []
+        seen_lines: dict[str, int] = {}
+        pos_round: dict[tuple[str, float], tuple[int, int]] = {}
+        for f, ct, row in located:
+            key = (f.branch_id, f.fraction)
+            if key in positions:
+                continue
+            positions[key] = len(positions)
+            r = seen_lines.get(f.branch_id, -1) + 1 if 0 < f.fraction < 1 else 0
+            if 0 < f.fraction < 1:
+                seen_lines[f.branch_id] = r
+            while len(rounds) <= r:
+                rounds.append([])
+            pos_round[key] = (r, len(rounds[r]))
+            rounds[r].append((f, ct, row))
         out: list[GridState | None] = [None] * len(faults)
-        for idx in groups.values():
-            f0 = faults[idx[0]]
-            inp, _, split_row = self._fault_input(f0, res, sym)
+        for r, items in enumerate(rounds):
+            idx = [
+                k
+                for k, (f, _, _) in enumerate(located)
+                if pos_round[(f.branch_id, f.fraction)][0] == r
+            ]
+            inp, fnodes, splits = self._split_many(base, items, id0)
+            fid = id0 + 2 * len(items) + 1
+            fl = initialize_array("input", CT.fault, 1)
+            fl["id"] = fid
+            fl["status"] = 1
+            fl["fault_type"] = faults[idx[0]].fault_type
+            fl["fault_phase"] = faults[idx[0]].fault_phase
+            fl["fault_object"] = fnodes[0]
+            inp[CT.fault] = fl
             upd = initialize_array("update", CT.fault, (len(idx), 1))
-            upd["id"] = inp[CT.fault]["id"][0]
+            upd["id"] = fid
             upd["status"] = 1
-            upd["fault_object"] = inp[CT.fault]["fault_object"][0]
             for j, k in enumerate(idx):
-                upd["fault_type"][j] = faults[k].fault_type
-                upd["fault_phase"][j] = faults[k].fault_phase
-                upd["r_f"][j] = faults[k].r_f_ohm
-                upd["x_f"][j] = faults[k].x_f_ohm
+                f = faults[k]
+                upd["fault_object"][j] = fnodes[pos_round[(f.branch_id, f.fraction)][1]]
+                upd["fault_type"][j] = f.fault_type
+                upd["fault_phase"][j] = f.fault_phase
+                upd["r_f"][j] = f.r_f_ohm
+                upd["x_f"][j] = f.x_f_ohm
             try:
-                r = PowerGridModel(inp).calculate_short_circuit(
+                res_sc = PowerGridModel(inp).calculate_short_circuit(
                     update_data={CT.fault: upd},
                     short_circuit_voltage_scaling=ShortCircuitVoltageScaling.minimum,
                 )
             except PowerGridError as exc:
                 raise LoadflowNotConverged(self.name, f"fault batch: {exc}") from None
+            node_row = {int(i): q for q, i in enumerate(inp[CT.node]["id"])}
             for j, k in enumerate(idx):
-                out[k] = self._state_from_sc(r, faults[k], split_row, scen=j)
+                out[k] = self._state_from_sc(
+                    res_sc, splits, node_row[int(upd["fault_object"][j, 0])], scen=j
+                )
         return [s for s in out if s is not None]
 
     # ------------------------------------------------------------------ model data

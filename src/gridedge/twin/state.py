@@ -34,6 +34,10 @@ class GridState:
     _branch_index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # A producer may pass shared, already-filled index maps (the twin does: thousands of
+        # states per second in a fault batch); they are only read.
+        if self._node_index and self._branch_index:
+            return
         self._node_index.update({n: i for i, n in enumerate(self.node_ids)})
         self._branch_index.update({b: i for i, b in enumerate(self.branch_ids)})
 
