@@ -208,7 +208,9 @@ async def test_plain_dft_is_hurt_by_the_dc_offset() -> None:
     assert errs["ls-dc"] < 0.005, errs
 
 
-async def test_capture_failure_is_reported_and_the_app_continues(tmp_path, start_app) -> None:
+async def test_window_failure_is_reported_and_an_rms_record_still_goes_out(
+    tmp_path, start_app
+) -> None:
     ctx = _ctx(
         tmp_path,
         [(0.0, PRE_V, PRE_I), (2.0, F_V, F_I), (2.1, PRE_V, PRE_I)],
@@ -217,25 +219,48 @@ async def test_capture_failure_is_reported_and_the_app_continues(tmp_path, start
     task = start_app(fault_capture.factory(), ctx)
     await run_stepped(ctx.clock, 2.0, step_s=0.01)
     assert not task.done()
-    assert _records(ctx) == []
-    (ev,) = [DeviceEvent.from_json(p.payload) for p in ctx.on("event")]
-    assert ev.kind is EventKind.APP_ERROR and "raise pre_s" in ev.detail["error"]
+    evs = [DeviceEvent.from_json(p.payload) for p in ctx.on("event")]
+    assert [e.kind for e in evs] == [EventKind.APP_ERROR, EventKind.FAULT_CAPTURED]
+    assert "raise pre_s" in evs[0].detail["error"]
     assert ctx.state["capture_errors"] == 1
+    (r,) = _records(ctx)
+    assert (r.kind, r.pre, r.comtrade) == ("rms", None, None)
+    assert "raise pre_s" in r.note
+    assert r.max_rms_a[0] == pytest.approx(400.0, rel=0.01)  # from the RMS polls
+    assert r.pre_rms_v == pytest.approx([230.0] * 3, rel=0.01)
 
 
-async def test_rms_only_daq_cannot_capture(tmp_path) -> None:
+def _rms_daq(clock: Clock) -> RmsReplayDaq:
+    """A meter without waveforms (a PZEM-004T's readings): a sag to 92 V for 0.2 s."""
+    t = np.round(np.arange(0.0, 3.0, 0.02), 6)
+    v = np.where((t >= 1.0) & (t < 1.2), 92.0, 230.0)
+    i = np.where((t >= 1.0) & (t < 1.2), 2.0, 5.0)
+    return RmsReplayDaq({"t_s": t, "voltage_v": v, "current_a": i}, clock, phase="b")
+
+
+async def test_meter_without_waveforms_logs_rms_sags(tmp_path, start_app) -> None:
     clock = Clock("stepped", start_ns=T0)
-    cols = {
-        "t_s": np.array([0.0, 1.0]),
-        "voltage_v": np.array([230.0, 230.0]),
-        "current_a": np.array([5.0, 50.0]),
-    }
-    daq = RmsReplayDaq(cols, clock, phase="a")
-    ctx = FakeContext("M1", clock, daq=daq, params={**PARAMS, "record_dir": str(tmp_path)})
+    ctx = FakeContext(
+        "SM-5", clock, daq=_rms_daq(clock), params={**PARAMS, "record_dir": str(tmp_path)}
+    )
+    task = start_app(fault_capture.factory(), ctx)
+    await run_stepped(clock, 2.0, step_s=0.01)
+    assert not task.done()
+    (r,) = _records(ctx)
+    assert (r.kind, r.trigger, r.trigger_phases) == ("rms", "undervoltage", ["b"])
+    assert r.min_rms_v == [92.0] and r.pre_rms_v == pytest.approx([230.0])
+    assert r.sag_depth() == pytest.approx([0.4])
+    assert r.note.startswith("no waveforms") and list(tmp_path.iterdir()) == []
+
+
+async def test_waveforms_required_fails_on_an_rms_only_daq(tmp_path) -> None:
+    clock = Clock("stepped", start_ns=T0)
+    params = {**PARAMS, "record_dir": str(tmp_path), "waveforms": "required"}
+    ctx = FakeContext("SM-5", clock, daq=_rms_daq(clock), params=params)
     import asyncio
 
     task = asyncio.ensure_future(fault_capture.factory().run(ctx))
-    await run_stepped(clock, 1.5, step_s=0.01)
+    await run_stepped(clock, 2.0, step_s=0.01)
     assert task.done()
     with pytest.raises(NotImplementedError, match="RMS readings only"):
         task.result()

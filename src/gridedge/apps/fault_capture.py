@@ -33,6 +33,7 @@ re-arms, so one fault gives one record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "post_s": 0.5,
     "during_delay_cycles": 1.0,
     "during_method": "ls-dc",
+    "waveforms": "auto",
     "holdoff_s": 1.0,
     "max_records": 50,
     "record_dir": None,
@@ -94,6 +96,7 @@ class FaultCaptureApp:
         self._ticker = Ticker()
         self.p: dict[str, Any] = dict(DEFAULTS)
         self._writer: asyncio.Future[Any] | None = None
+        self._no_waveforms = False
 
     # -- parameters ---------------------------------------------------------------------------
     def _apply(self, params: dict[str, Any]) -> None:
@@ -112,6 +115,10 @@ class FaultCaptureApp:
         if method not in ("ls-dc", "dft"):
             raise ParamError(f"{NAME} parameter 'during_method' must be 'ls-dc' or 'dft'")
         p["during_method"] = method
+        wf = params.get("waveforms", "auto")
+        if wf not in ("auto", "required", "off"):
+            raise ParamError(f"{NAME} parameter 'waveforms' must be 'auto', 'required' or 'off'")
+        p["waveforms"] = wf
         p["holdoff_s"] = number(params, "holdoff_s", 1.0, ge=0, app=NAME)
         p["max_records"] = integer(params, "max_records", 50, ge=1, app=NAME)
         p["reference_alpha"] = number(params, "reference_alpha", 0.2, gt=0, le=1, app=NAME)
@@ -173,7 +180,7 @@ class FaultCaptureApp:
                 elif armed:
                     armed = False
                     armed_at = now + self.p["holdoff_s"]
-                    await self._capture(ctx, r, trig, ctx.clock.now_ns())
+                    await self._capture(ctx, r, trig, ctx.clock.now_ns(), (ref_v, ref_i))
             due += ns(self.p["poll_interval_s"])
             if due <= ctx.clock.now_ns():
                 due = ctx.clock.now_ns() + ns(self.p["poll_interval_s"])
@@ -198,47 +205,73 @@ class FaultCaptureApp:
         return None
 
     async def _capture(
-        self, ctx: Any, reading: Telemetry, trig: tuple[str, list[int]], trigger_ns: int
+        self,
+        ctx: Any,
+        reading: Telemetry,
+        trig: tuple[str, list[int]],
+        trigger_ns: int,
+        ref: tuple[np.ndarray, np.ndarray],
     ) -> None:
         kind, idx = trig
         phases = [reading.phase] if len(reading.voltage_v) == 1 and reading.phase else PHASES
-        ctx.log.info("fault capture: %s on %s", kind, [phases[k] for k in idx])
-        try:
-            # the post-trigger part must have happened before any DAQ can return it (the
-            # twin answers 409 until then; a real board blocks): wait on the node's clock
-            ready_ns = trigger_ns + ns(self.p["post_s"])
-            while (left := ready_ns - ctx.clock.now_ns()) > 0:
-                await ctx.sleep(left / 1e9)
-            window = await ctx.daq.read_window(
-                self.p["pre_s"], self.p["post_s"], around_ns=trigger_ns
-            )
-            record = self.analyse(window, kind, [phases[k] for k in idx], trigger_ns, ctx)
-        except NotImplementedError:
-            raise
-        except Exception as exc:
-            ctx.log.warning("fault capture failed after a %s trigger: %s", kind, exc)
-            ctx.state["capture_errors"] = ctx.state.get("capture_errors", 0) + 1
-            ctx.publish(
-                Stream.EVENT,
-                DeviceEvent(
-                    device_id=ctx.device_id,
-                    kind=EventKind.APP_ERROR,
-                    occurred_at=ctx.clock.utcnow(),
-                    detail={"error": str(exc), "trigger": kind, "trigger_ns": trigger_ns},
-                    app=NAME,
-                ),
-            )
-            return
-        assert self._writer is not None
-        writer = await self._writer
-        if writer is None:
-            ctx.log.warning(
-                "no COMTRADE writer: record %s is published but not kept", record.record_id
-            )
-        else:
-            record.comtrade = await asyncio.to_thread(
-                self._keep, ctx, writer, window, record.record_id
-            )
+        names = [phases[k] for k in idx]
+        ctx.log.info("fault capture: %s on %s", kind, names)
+        # keep polling RMS until the post-trigger part has happened (a DAQ cannot return it
+        # earlier: the twin answers 409, a real board blocks): the polls are the sag log of a
+        # meter without waveforms, and the fallback if the window cannot be had
+        low_v, high_i = np.asarray(reading.voltage_v), np.asarray(reading.current_a)
+        ready_ns = trigger_ns + ns(self.p["post_s"])
+        while (left := ready_ns - ctx.clock.now_ns()) > 0:
+            await ctx.sleep(min(left / 1e9, self.p["poll_interval_s"]))
+            with contextlib.suppress(Exception):
+                r = await ctx.daq.read_rms()
+                if len(r.voltage_v) == len(low_v):
+                    low_v = np.minimum(low_v, r.voltage_v)
+                    high_i = np.maximum(high_i, r.current_a)
+        record: FaultRecord | None = None
+        window: WaveformWindow | None = None
+        note = ""
+        mode = self.p["waveforms"]
+        if mode != "off" and not self._no_waveforms:
+            try:
+                window = await ctx.daq.read_window(
+                    self.p["pre_s"], self.p["post_s"], around_ns=trigger_ns
+                )
+                record = self.analyse(window, kind, names, trigger_ns, ctx)
+            except NotImplementedError as exc:
+                if mode == "required":
+                    raise
+                self._no_waveforms = True  # a capability, not a glitch: stop asking
+                note = f"no waveforms: {exc}"
+                ctx.log.info("fault capture: %s; logging RMS sags only", note)
+            except Exception as exc:
+                note = f"window failed: {exc}"
+                ctx.log.warning("fault capture failed after a %s trigger: %s", kind, exc)
+                ctx.state["capture_errors"] = ctx.state.get("capture_errors", 0) + 1
+                ctx.publish(
+                    Stream.EVENT,
+                    DeviceEvent(
+                        device_id=ctx.device_id,
+                        kind=EventKind.APP_ERROR,
+                        occurred_at=ctx.clock.utcnow(),
+                        detail={"error": str(exc), "trigger": kind, "trigger_ns": trigger_ns},
+                        app=NAME,
+                    ),
+                )
+                if mode == "required":
+                    return
+        if record is None:
+            record = self._rms_record(ctx, kind, names, phases, trigger_ns, ref, low_v, high_i)
+            record.note = note or "waveforms off"
+        elif window is not None:
+            assert self._writer is not None
+            writer = await self._writer
+            if writer is None:
+                ctx.log.warning("no COMTRADE writer: record %s not kept", record.record_id)
+            else:
+                record.comtrade = await asyncio.to_thread(
+                    self._keep, ctx, writer, window, record.record_id
+                )
         ctx.publish(Stream.FAULT, record, qos=1)
         ctx.publish(
             Stream.EVENT,
@@ -248,6 +281,7 @@ class FaultCaptureApp:
                 occurred_at=ctx.clock.utcnow(),
                 detail={
                     "record_id": record.record_id,
+                    "record_kind": record.kind,
                     "trigger": kind,
                     "trigger_phases": record.trigger_phases,
                     "inception_ns": record.inception_ns,
@@ -260,6 +294,37 @@ class FaultCaptureApp:
             qos=1,
         )
         ctx.state["captures"] = ctx.state.get("captures", 0) + 1
+
+    def _rms_record(
+        self,
+        ctx: Any,
+        trigger: str,
+        names: list[str],
+        phases: Any,
+        trigger_ns: int,
+        ref: tuple[np.ndarray, np.ndarray],
+        low_v: np.ndarray,
+        high_i: np.ndarray,
+    ) -> FaultRecord:
+        """A sag log from the RMS polls (IEC 61000-4-30 class S style): what a meter without a
+        sampling DAQ — or whose window failed — can tell the fault locator."""
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", ctx.device_id)
+        return FaultRecord(
+            record_id=f"{safe}_{trigger_ns}",
+            kind="rms",
+            device_id=ctx.device_id,
+            point_id=ctx.device_id,
+            trigger=trigger,  # type: ignore[arg-type]
+            trigger_phases=names,  # type: ignore[arg-type]
+            trigger_ns=trigger_ns,
+            inception_ns=trigger_ns,
+            inception_source="trigger",
+            min_rms_v=[round(float(x), 4) for x in low_v],
+            max_rms_a=[round(float(x), 4) for x in high_i],
+            pre_rms_v=[round(float(x), 4) for x in ref[0]],
+            pre_rms_a=[round(float(x), 4) for x in ref[1]],
+            captured_at=ctx.clock.utcnow(),
+        )
 
     # -- analysis -----------------------------------------------------------------------------
     def analyse(
@@ -338,6 +403,7 @@ class FaultCaptureApp:
         inception_ns = window.start_ns + round(inc * ns_per)
         return FaultRecord(
             record_id=f"{safe}_{inception_ns}",
+            kind="waveform",
             device_id=ctx.device_id,
             point_id=window.point_id,
             trigger=trigger,  # type: ignore[arg-type]

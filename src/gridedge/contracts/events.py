@@ -61,31 +61,49 @@ class FaultRecord(Message):
 
     SCHEMA = "gridedge.fault-record/1"
     record_id: str = Field(description="unique per device; also the COMTRADE file stem")
+    kind: Literal["waveform", "rms"] = Field(
+        default="waveform",
+        description="waveform: phasors from a sampled window (and a COMTRADE file); rms: a sag "
+        "log from RMS polls only (a meter without waveforms, or whose window failed)",
+    )
     device_id: DeviceId
     point_id: str = Field(description="measurement point (twin point or meter id)")
     trigger: Literal["overcurrent", "undervoltage", "external"]
     trigger_phases: list[Phase] = Field(default_factory=list)
     trigger_ns: int = Field(description="UTC ns when the RMS trigger fired")
-    inception_ns: int = Field(description="UTC ns of fault inception, located in the samples")
+    inception_ns: int = Field(
+        description="UTC ns of fault inception: the first sample at or after it (waveform), "
+        "else the trigger time"
+    )
     inception_source: Literal["daq", "detected", "trigger"] = Field(
         description="daq: the DAQ flagged it; detected: cycle-difference detector on the "
         "samples; trigger: fell back to the RMS trigger time"
     )
-    sampling_rate_hz: float = Field(gt=0)
-    nominal_frequency_hz: float = Field(gt=0)
-    window_start_ns: int
-    n_samples: int = Field(gt=0)
-    pre: PhasorSet = Field(description="one-cycle DFT just before inception")
-    during: PhasorSet = Field(description="one-cycle DFT after inception (before protection)")
-    min_rms_v: list[float] = Field(description="lowest half-cycle-updated 1-cycle RMS per phase")
-    max_rms_a: list[float] = Field(description="highest 1-cycle RMS current per phase")
+    sampling_rate_hz: float | None = Field(default=None, gt=0)
+    nominal_frequency_hz: float | None = Field(default=None, gt=0)
+    window_start_ns: int | None = None
+    n_samples: int | None = Field(default=None, gt=0)
+    pre: PhasorSet | None = Field(default=None, description="one-cycle DFT just before inception")
+    during: PhasorSet | None = Field(
+        default=None, description="one cycle after inception (before protection)"
+    )
+    min_rms_v: list[float] = Field(description="lowest RMS voltage per phase during the sag")
+    max_rms_a: list[float] = Field(description="highest RMS current per phase during the fault")
     pre_rms_v: list[float]
     pre_rms_a: list[float]
     comtrade: str | None = Field(
-        default=None, description="path of the .cfg on the node (None if no writer was available)"
+        default=None, description="path of the .cfg on the node (None if no waveform was kept)"
     )
     clipped_samples: int = Field(default=0, ge=0, description="samples on an ADC rail")
+    note: str = Field(default="", description="why an rms record has no waveform")
     captured_at: UtcDatetime
+
+    def sag_depth(self) -> list[float]:
+        """|V| during / |V| before per phase: what the fault locator compares with its model."""
+        return [
+            lo / pre if pre > 0 else 0.0
+            for lo, pre in zip(self.min_rms_v, self.pre_rms_v, strict=True)
+        ]
 
 
 class OutageDetail(Contract):

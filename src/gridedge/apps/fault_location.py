@@ -1,0 +1,223 @@
+"""Fault location on the feeder-head meter (seed 001 §III-C, seed 003 §III-B; REFERENCE §2.1).
+
+Runs on the 3SMA at the primary substation, beside its ``fault_capture`` app. When its own
+:class:`~gridedge.contracts.events.FaultRecord` arrives (``data/<own id>/fault``) it waits
+``sag_wait_s`` for the records other meters publish for the same disturbance (their pre-fault
+readings become the load data, their sag depths resolve the multiple estimation), locates the
+fault with :func:`gridedge.flisr.location.locate` and publishes a
+:class:`~gridedge.contracts.flisr.FaultLocation` on ``data/<own id>/fault-location``.
+
+The feeder's line data come from the utility's model of its network, built locally by name
+(``grid``; the same builders the twin uses stand in for the asset database). Switch states
+come from the device's grid portion (catalog topology); nothing of the twin's live state is read.
+
+Parameters: ``grid`` (required), ``point`` (measurement point of this meter in the model;
+default: the device id), ``meters`` ({device id: node id}; default: the grid portion's
+placements), ``sag_wait_s`` (0.3), ``match_window_s`` (2.0: how far apart two records' inception
+times may be to belong to one fault), ``refine`` (3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from gridedge.apps.params import ParamError, integer, number, unknown
+from gridedge.contracts.events import FaultRecord
+from gridedge.contracts.flisr import FAULT_LOCATION_STREAM, FaultLocation, LocationCandidate
+from gridedge.contracts.topics import Plane, Stream, parse_topic, subscription
+
+NAME = "fault_location"
+KNOWN = {"grid", "point", "meters", "sag_wait_s", "match_window_s", "refine"}
+MANIFEST = {"watchdog_s": 120.0}
+
+
+class FaultLocationApp:
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.records: dict[str, FaultRecord] = {}
+        self.model_twin: Any = None
+        self.pending: asyncio.Task[None] | None = None
+        self.located: list[FaultLocation] = []
+
+    def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown(params, KNOWN, NAME)
+        grid = params.get("grid")
+        if not isinstance(grid, str) or not grid:
+            raise ParamError(f"{NAME} parameter 'grid' must name the grid model, got {grid!r}")
+        meters = params.get("meters", {})
+        if not isinstance(meters, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in meters.items()
+        ):
+            raise ParamError(f"{NAME} parameter 'meters' must map device ids to node ids")
+        return {
+            "grid": grid,
+            "point": params.get("point"),
+            "meters": dict(meters),
+            "sag_wait_s": number(params, "sag_wait_s", 0.3, ge=0, le=30, app=NAME),
+            "match_window_s": number(params, "match_window_s", 2.0, gt=0, app=NAME),
+            "refine": integer(params, "refine", 3, ge=1, app=NAME),
+        }
+
+    def on_params(self, params: dict[str, Any]) -> None:
+        new = self._apply(params)
+        if new["grid"] != self.params.get("grid"):
+            self.model_twin = None
+        self.params = new
+
+    async def run(self, ctx: Any) -> None:
+        self.params = self._apply(ctx.params)
+        ctx.subscribe(subscription(Plane.DATA, "+", Stream.FAULT), self._on_record(ctx))
+        await asyncio.to_thread(self._model, ctx)  # build the model before any fault needs it
+        while True:
+            await ctx.sleep(1.0)
+
+    def _on_record(self, ctx: Any):  # type: ignore[no-untyped-def]
+        async def handle(t: str, payload: bytes) -> None:
+            try:
+                rec = FaultRecord.from_json(payload)
+            except (ValidationError, ValueError) as exc:
+                ctx.log.warning("fault record on %s refused: %s", t, exc)
+                return
+            if parse_topic(t).device_id != rec.device_id:
+                ctx.log.warning("fault record on %s claims device %s: ignored", t, rec.device_id)
+                return
+            self.records[rec.device_id] = rec
+            if rec.device_id == ctx.device_id and self.pending is None:
+                self.pending = asyncio.ensure_future(self._locate_after_wait(ctx, rec))
+
+        return handle
+
+    async def _locate_after_wait(self, ctx: Any, own: FaultRecord) -> None:
+        try:
+            await ctx.sleep(self.params["sag_wait_s"])
+            loc = await asyncio.to_thread(self.locate, ctx, own)
+            self.located.append(loc)
+            ctx.publish(FAULT_LOCATION_STREAM, loc, qos=1)
+        except Exception as exc:  # a location that cannot be made is reported, not swallowed
+            ctx.log.error("fault location failed: %s", exc)
+            from gridedge.contracts.telemetry import DeviceEvent, EventKind
+
+            ctx.publish(
+                Stream.EVENT,
+                DeviceEvent(
+                    device_id=ctx.device_id,
+                    kind=EventKind.APP_ERROR,
+                    occurred_at=ctx.clock.utcnow(),
+                    detail={"error": str(exc), "record_id": own.record_id},
+                    app=NAME,
+                ),
+            )
+        finally:
+            self.pending = None
+
+    # ------------------------------------------------------------------ the computation
+    def _model(self, ctx: Any):  # type: ignore[no-untyped-def]
+        from gridedge.twin.model import Twin
+
+        if self.model_twin is None:
+            self.model_twin = Twin.from_name(self.params["grid"])
+        tw = self.model_twin
+        portion = getattr(ctx, "grid", None)
+        if portion is not None:
+            for br in portion.branches:
+                if br.switchable and br.id in tw.switch_ids:
+                    if tw.switch_states().get(br.id) != br.closed:
+                        tw.operate(br.id, br.closed)
+        return tw
+
+    def locate(self, ctx: Any, own: FaultRecord) -> FaultLocation:
+        from gridedge.flisr.location import HeadPhasors, SagReport, locate
+        from gridedge.flisr.twin_model import build_feeder
+        from gridedge.twin.state import MeasurementPoint
+
+        tw = self._model(ctx)
+        t_start = time.perf_counter()
+        pre = tw.solve()
+        point_id = self.params["point"] or own.point_id or ctx.device_id
+        head_pt = next((m for m in tw.measurement_points if m.id == point_id), None)
+        if head_pt is None:
+            raise ParamError(f"{NAME}: point {point_id!r} is not a measurement point of the model")
+        placements = dict(self.params["meters"])
+        portion = getattr(ctx, "grid", None)
+        if not placements and portion is not None:
+            placements = dict(portion.devices)
+        window = self.params["match_window_s"] * 1e9
+        others = [
+            r for d, r in self.records.items()
+            if d != ctx.device_id and abs(r.inception_ns - own.inception_ns) <= window
+        ]
+        meters: list[MeasurementPoint] = []
+        known_points = {m.id: m for m in tw.measurement_points}
+        for r in others:
+            node = placements.get(r.device_id)
+            if node is None and r.point_id in known_points:
+                node = known_points[r.point_id].node_id
+            if node is None:
+                ctx.log.warning("sag report of %s: no placement known, not used", r.device_id)
+                continue
+            meters.append(MeasurementPoint(r.device_id, node))
+        # loads: every reporting secondary's own pre-fault reading (LV side), else the model's
+        info0 = build_feeder(tw, head_pt, pre, meters=meters)
+        estimate: dict[str, complex] = {}
+        for r in others:
+            m = next((x for x in meters if x.id == r.device_id), None)
+            if m is None or m.node_id not in info0.transformer_of_lv:
+                continue
+            v = np.array(r.pre.voltage_complex())
+            i = np.array(r.pre.current_complex())
+            s = complex(np.sum(v * np.conj(i)))
+            estimate[info0.transformer_of_lv[m.node_id][0]] = s if s.real >= 0 else -s
+        info = build_feeder(
+            tw, head_pt, pre, meters=meters, load_estimate=estimate, load_estimate_at_lv=True
+        )
+        head = HeadPhasors(
+            np.array(own.pre.voltage_complex()), np.array(own.pre.current_complex()),
+            np.array(own.during.voltage_complex()), np.array(own.during.current_complex()),
+        )
+        sags = []
+        for r in others:
+            if r.device_id in info.model.meter_views:
+                pre_v = np.abs(np.array(r.pre.voltage_complex()))
+                dur_v = np.abs(np.array(r.during.voltage_complex()))
+                if pre_v.size == 3 and np.all(pre_v > 0):
+                    sags.append(SagReport(r.device_id, pre_v, dur_v))
+        res = locate(info.model, head, sags, refine=self.params["refine"])
+        b = res.best
+        sec = info.model.sections[info.model.section_index[b.section_id]]
+        now = ctx.clock.now_ns()
+        return FaultLocation(
+            device_id=ctx.device_id,
+            grid=self.params["grid"],
+            record_id=own.record_id,
+            section_id=b.section_id,
+            from_node=b.from_node,
+            to_node=b.to_node,
+            distance_m=b.distance_m,
+            distance_from_head_m=b.distance_from_head_m,
+            section_length_m=sec.length_m,
+            r_f_ohm=b.rf_ohm,
+            fault_kind=b.kind.value,
+            phases=b.phases,
+            confidence=res.confidence,
+            candidates=[
+                LocationCandidate(section_id=c.section_id, from_node=c.from_node,
+                                  to_node=c.to_node, distance_m=c.distance_m, r_f_ohm=c.rf_ohm,
+                                  cost=float(c.cost))
+                for c in res.candidates[:4]
+            ],
+            meters_used=[s.meter_id for s in sags],
+            inception_ns=own.inception_ns,
+            detected_ns=own.trigger_ns,
+            window_captured_ns=int(own.captured_at.timestamp() * 1e9),
+            located_ns=now,
+            compute_s=time.perf_counter() - t_start,
+        )
+
+
+def factory() -> FaultLocationApp:
+    return FaultLocationApp()
