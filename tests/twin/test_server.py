@@ -147,6 +147,8 @@ async def test_meter_ports_implement_the_app_api(twin_server: TwinServer) -> Non
         # no fault yet: "latest" means now; a window that ends now is complete
         w = await daq.read_window(0.2, 0.0)
         assert w.point_id == "M2" and w.inception_index is None and w.n_samples == 640
+        fast = await c.window("M2", pre_s=0.05, post_s=0.0, around="now", rate_hz=6400)
+        assert fast.sampling_rate_hz == 6400 and fast.n_samples == 320
         assert await act.operate_switch("SW-A5-in", False) is False
         with pytest.raises(PermissionError, match="switch_id"):
             await act.operate_switch("CB-A", False)
