@@ -69,6 +69,21 @@ class Dashboard:
         self.devices = devices  # async callable -> list of device dicts
         self.info = info or {}
         self.topology: dict[str, Any] | None = None
+        self._grid_lock = asyncio.Lock()
+
+    async def poll_grid(self) -> None:
+        """Read the grid and publish it. Serialised: two overlapping reads (the poller's and an
+        action's) must not land out of order and put an older state back on the page."""
+        assert self.grid is not None
+        async with self._grid_lock:
+            self.live.set_grid(await self.grid.snapshot())
+
+    async def refresh_grid(self) -> None:
+        """Re-read the grid right after an operator action, so its effect is on the page (and in
+        /api/state) when the action's answer arrives, not at the next poll."""
+        if self.grid is not None:
+            with contextlib.suppress(GridUnavailable, OSError):
+                await self.poll_grid()
 
     async def load_topology(self) -> dict[str, Any] | None:
         if self.grid is None:
@@ -158,7 +173,7 @@ def create_app(dash: Dashboard) -> FastAPI:
         return {
             "info": dash.info,
             "topology": dash.topology,
-            "grid": live.grid.as_dict(),
+            "grid": live.grid_view(),
             "devices": devices,
             "statuses": live.statuses,
             "latest": {k: v for k, v in live.latest.items()},
@@ -256,6 +271,7 @@ def create_app(dash: Dashboard) -> FastAPI:
             result = await grid.operate(branch_id, req.closed, "operator:dashboard")
         except GridUnavailable as exc:
             raise HTTPException(502, str(exc)) from exc
+        await dash.refresh_grid()
         dash.live.note(
             "switch",
             f"{branch_id} {'close' if req.closed else 'open'} by the operator",
@@ -282,6 +298,7 @@ def create_app(dash: Dashboard) -> FastAPI:
             )
         except GridUnavailable as exc:
             raise HTTPException(502, str(exc)) from exc
+        await dash.refresh_grid()
         dash.live.note(
             "fault",
             f"{req.kind} fault injected on {req.branch_id} at {req.position:.0%}",
@@ -296,6 +313,7 @@ def create_app(dash: Dashboard) -> FastAPI:
             result = await grid.clear_faults()
         except GridUnavailable as exc:
             raise HTTPException(502, str(exc)) from exc
+        await dash.refresh_grid()
         dash.live.note("fault", "faults cleared by the operator")
         return result
 

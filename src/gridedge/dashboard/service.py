@@ -135,8 +135,7 @@ class DashboardService:
         failed = False
         while True:
             try:
-                snap = await self.grid.snapshot()
-                self.live.set_grid(snap)
+                await self.dashboard.poll_grid()
                 if self.dashboard.topology is None:
                     await self.dashboard.load_topology()
                 if failed:
@@ -171,7 +170,7 @@ class DashboardService:
                     )
                     self.live.bus.send("event", self.live.events[0])
                     with contextlib.suppress(GridUnavailable, OSError):
-                        self.live.set_grid(await self.grid.snapshot())  # type: ignore[union-attr]
+                        await self.dashboard.poll_grid()  # type: ignore[union-attr]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the twin restarted or is not up yet
