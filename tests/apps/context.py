@@ -50,6 +50,8 @@ class FakeContext:
     published: list[Published] = field(default_factory=list)
     subscriptions: list[tuple[str, Any, int]] = field(default_factory=list)
     sleeps: int = 0
+    naps: list[float] = field(default_factory=list)
+    alive_calls: int = 0
 
     def __post_init__(self) -> None:
         self.log = logging.getLogger(f"test.app.{self.app_name}")
@@ -85,10 +87,11 @@ class FakeContext:
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps += 1
+        self.naps.append(seconds)
         await self.clock.sleep(seconds)
 
     def alive(self) -> None:
-        pass
+        self.alive_calls += 1
 
     def on(self, stream: str) -> list[Published]:
         return [p for p in self.published if p.stream == stream]

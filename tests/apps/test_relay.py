@@ -112,6 +112,13 @@ async def test_silent_board_gives_a_failed_result_not_a_hang(rig) -> None:
     assert "no answer" in r.reason
 
 
+async def test_idle_app_keeps_telling_the_watchdog(start_app, monkeypatch) -> None:
+    monkeypatch.setattr(relay, "IDLE_PING_S", 0.02)
+    ctx = FakeContext("S4", Clock())
+    start_app(relay.factory(), ctx)
+    await eventually(lambda: ctx.alive_calls >= 5, 5)
+
+
 async def test_device_without_actuators_refuses(start_app) -> None:
     ctx = FakeContext("S4", Clock())
     start_app(relay.factory(), ctx)

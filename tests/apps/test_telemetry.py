@@ -110,6 +110,18 @@ async def test_new_interval_applies_without_restart(start_app) -> None:
     assert [r.seq for r in rs] == list(range(len(rs)))
 
 
+async def test_long_interval_sleeps_in_naps_the_watchdog_can_see(start_app) -> None:
+    """The runtime's watchdog hears from an app only when it sleeps or calls alive(): a 60 s
+    interval must not look like a 60 s stall."""
+    ctx = _ctx({"interval_s": 60.0}, duration=200.0)
+    start_app(telemetry.factory(), ctx)
+    await run_stepped(ctx.clock, 125.0, step_s=0.5)
+    rs = _readings(ctx)
+    assert len(rs) == 3
+    assert rs[2].ts.timestamp() - rs[1].ts.timestamp() == pytest.approx(60.0)
+    assert max(ctx.naps) <= 5.0
+
+
 async def test_bad_parameters_are_refused_by_name() -> None:
     app = telemetry.factory()
     with pytest.raises(ParamError, match="'interval_s' must be > 0"):

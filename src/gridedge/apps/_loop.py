@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 SLACK_NS = 1_000  # a deadline within 1 µs counts as reached (float rounding in sleep())
+MAX_NAP_S = 5.0  # sleep in naps: the runtime's watchdog sees an app alive only between sleeps
 
 
 def ns(seconds: float) -> int:
@@ -37,7 +38,7 @@ class Ticker:
                 return False
             if remaining_ns <= SLACK_NS:
                 return True
-            sleeper = asyncio.ensure_future(ctx.sleep(remaining_ns / 1e9))
+            sleeper = asyncio.ensure_future(ctx.sleep(min(remaining_ns / 1e9, MAX_NAP_S)))
             waker = asyncio.ensure_future(self._wake.wait())
             try:
                 done, _ = await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
@@ -50,7 +51,7 @@ class Ticker:
                 return False
             if sleeper in done:
                 sleeper.result()  # re-raise a failure of the sleep itself
-                return True
+                # loop: the deadline may be further than one nap away
 
 
 class FailureLog:

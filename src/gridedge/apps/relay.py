@@ -32,6 +32,7 @@ NAME = "relay"
 KNOWN = {"timeout_s", "targets"}
 PHASE_SELECTOR = "phase-selector"
 REMEMBER = 256
+IDLE_PING_S = 5.0
 
 
 class RelayApp:
@@ -60,7 +61,12 @@ class RelayApp:
         self._apply(ctx.params)
         ctx.subscribe(topic(Plane.DATA, ctx.device_id, Stream.COMMAND), self._receive, qos=1)
         while True:
-            payload = await self._queue.get()
+            try:
+                # wake up now and then: the runtime's watchdog needs to hear from the app
+                payload = await asyncio.wait_for(self._queue.get(), IDLE_PING_S)
+            except TimeoutError:
+                ctx.alive()
+                continue
             ctx.alive()
             result = await self.handle(ctx, payload)
             ctx.publish(Stream.COMMAND_RESULT, result, qos=1)
