@@ -106,31 +106,31 @@ def _run_async(coro: Any) -> Any:
 async def _provision_async(
     url: str, creds: list[tuple[str, str]], concurrency: int
 ) -> dict[str, Any]:
-    import httpx
+    import aiohttp
 
     out: dict[str, tuple[str, str]] = {}
     lat: list[float] = []
     errors = 0
     sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as h:
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(url, connector=conn) as h:
 
         async def one(device_id: str, secret: str) -> None:
             nonlocal errors
             async with sem:
                 t0 = time.perf_counter()
                 try:
-                    r = await h.post(
+                    async with h.post(
                         f"/v1/devices/{device_id}/provision", json={"provisioning_secret": secret}
-                    )
-                except httpx.HTTPError:
+                    ) as r:
+                        body = await r.json() if r.status == 200 else None
+                except aiohttp.ClientError:
                     errors += 1
                     return
                 lat.append(time.perf_counter() - t0)
-                if r.status_code != 200:
+                if body is None:
                     errors += 1
                     return
-                body = r.json()
                 out[device_id] = (body["token"], f'"{body["settings"]["etag"]}"')
 
         await asyncio.gather(*(one(d, s) for d, s in creds))
@@ -149,30 +149,32 @@ async def _checkin_async(
     start_at: float,
     connections: int,
 ) -> dict[str, Any]:
-    import httpx
+    import aiohttp
 
     lat: list[float] = []
     status: dict[int, int] = {}
     errors = 0
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as h:
+    headers = [{"Authorization": f"Bearer {t}", "If-None-Match": e} for _, t, e in devices]
+    paths = [f"/v1/devices/{d}/settings" for d, _, _ in devices]
+    conn = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(url, connector=conn) as h:
 
-        async def one(device_id: str, token: str, etag: str) -> None:
+        async def one(i: int) -> None:
             nonlocal errors
+            k = i % len(devices)
             t0 = time.perf_counter()
             try:
-                r = await h.get(
-                    f"/v1/devices/{device_id}/settings",
-                    headers={"Authorization": f"Bearer {token}", "If-None-Match": etag},
-                )
-            except httpx.HTTPError:
+                async with h.get(paths[k], headers=headers[k]) as r:
+                    await r.read()
+                    code = r.status
+            except aiohttp.ClientError:
                 errors += 1
                 return
             lat.append(time.perf_counter() - t0)
-            status[r.status_code] = status.get(r.status_code, 0) + 1
+            status[code] = status.get(code, 0) + 1
 
         # warm the connection pool outside the measured window
-        await asyncio.gather(*(one(*devices[i % len(devices)]) for i in range(connections)))
+        await asyncio.gather(*(one(i) for i in range(connections)))
         lat.clear()
         status.clear()
         await asyncio.sleep(max(0.0, start_at - time.time()))
@@ -185,7 +187,7 @@ async def _checkin_async(
                 i = k
                 while time.perf_counter() - t_begin < duration:
                     sent += 1
-                    await one(*devices[i % len(devices)])
+                    await one(i)
                     i += connections
 
             await asyncio.gather(*(loop_one(k) for k in range(connections)))
@@ -196,8 +198,7 @@ async def _checkin_async(
             while sent < total:
                 due = min(total, int((time.perf_counter() - t_begin) * rate) + 1)
                 while sent < due:
-                    d = devices[sent % len(devices)]
-                    tasks.append(asyncio.create_task(one(*d)))
+                    tasks.append(asyncio.create_task(one(sent)))
                     sent += 1
                 await asyncio.sleep(0.002)
             send_window = time.perf_counter() - t_begin
@@ -258,7 +259,7 @@ class _Bench:
         self.log = open(self.tmp / "catalog.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "gridedge.cli", "catalog", "serve",
+                sys.executable, "-c", "from gridedge.catalog.cli import app; app()", "serve",
                 "--port", str(port),
                 "--db", f"sqlite:///{self.tmp / 'catalog.db'}",
                 "--data-broker", self.brokers.data.url,
@@ -385,14 +386,14 @@ class _Bench:
         detected: dict[str, float] = {}
 
         def on_status(_t: str, payload: bytes) -> None:
-            if payload and json.loads(payload)["status"] == "disconnected" and "at" not in detected:
+            if not payload or "heard" not in detected or "at" in detected:
+                return
+            if json.loads(payload)["status"] == "disconnected":
                 detected["at"] = time.time()
 
         watcher = await MqttClient(self.brokers.mgmt.url).connect()
         watcher.subscribe(status_topic, on_status, qos=1)
         silent = CatalogClient(self.url, "SILENT-1")
-        resp = await silent.provision(self.silent_secret)
-        timeout_s = resp.settings.liveness_timeout_s
 
         cpu0 = _proc_cpu_s(self.proc.pid) if self.proc else float("nan")
         start_at = time.time() + 3.0
@@ -414,8 +415,10 @@ class _Bench:
                 for share in shares
             ]
             await asyncio.sleep(max(0.0, start_at - time.time()))
+            resp = await silent.provision(self.silent_secret)
             await silent.check_in()
-            last_heard = time.time()
+            last_heard = detected["heard"] = time.time()
+            timeout_s = resp.settings.liveness_timeout_s
             while not all(f.done() for f in futs):
                 progress.update(task, completed=min(self.duration, time.time() - start_at))
                 await asyncio.sleep(0.25)

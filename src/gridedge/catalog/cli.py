@@ -31,11 +31,14 @@ def serve_cmd(
     ),
 ) -> None:
     """Run the catalog (REST under /v1, OpenAPI at /docs) until Ctrl-C."""
-    from gridedge.broker.mosquitto import BrokerError
+    from gridedge.broker.mosquitto import BrokerError, port_open
     from gridedge.catalog.server import serve
     from gridedge.config import Config
 
     cfg = Config()
+    if port_open(host if host != "0.0.0.0" else "127.0.0.1", port):
+        console.print(f"[red]error:[/red] port {host}:{port} is already in use (choose --port)")
+        raise typer.Exit(1)
     console.print(f"catalog   http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
     console.print(f"admin token in {cfg.data_dir / 'admin-token'} (or $GRIDEDGE_ADMIN_TOKEN)")
     try:

@@ -98,9 +98,18 @@ class _Base:
             ).encode()
             hdrs["Content-Type"] = "application/json"
         try:
-            resp = await self._http.request(
-                method, self.base_url + path, content=content, params=params, headers=hdrs
-            )
+            try:
+                resp = await self._http.request(
+                    method, self.base_url + path, content=content, params=params, headers=hdrs
+                )
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                # a kept-alive connection the server closed just as we reused it: a GET is
+                # safe to send once more on a fresh connection
+                if method != "GET":
+                    raise
+                resp = await self._http.request(
+                    method, self.base_url + path, content=content, params=params, headers=hdrs
+                )
         except httpx.TransportError as exc:
             raise CatalogError(
                 0,

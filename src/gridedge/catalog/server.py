@@ -20,6 +20,10 @@ from gridedge.contracts.catalog import BrokerEndpoint, BrokerPlanes
 
 log = logging.getLogger(__name__)
 
+# Devices re-check every few seconds to minutes: keeping their connection open saves a TCP
+# handshake per check-in (uvicorn's default closes idle connections after 5 s).
+KEEP_ALIVE_S = 75
+
 
 def quiet_libraries() -> None:
     """gmqtt logs every SUBACK and alembic every plugin at INFO: keep the catalog's log readable."""
@@ -63,6 +67,7 @@ class CatalogServer:
             loop="uvloop",
             lifespan="on",
             backlog=4096,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
 
     def start(self, timeout_s: float = 30.0) -> CatalogServer:
@@ -134,6 +139,7 @@ def serve(
             access_log=False,
             log_level="info",
             backlog=4096,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     finally:
         if embedded is not None:

@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 
 Reason = Literal["operator", "topology", "app-release", "provisioned"]
 
+# Bump when the shape of the settings document (e.g. the topic plan) changes, so every device
+# gets a new version of a document whose content changed without any input changing.
+DOCUMENT_LAYOUT = "settings-layout-1"
+
 
 class CatalogProblem(Exception):
     """A request the catalog refuses; rendered as a Problem body by the API layer."""
@@ -105,7 +109,30 @@ class DeviceEntry:
     settings_etag: str = ""
     settings_issued_at: float = 0.0
     portion: GridPortion | None = None
+    # what the database holds of the portion: its digest and the topology version it dates
+    # from; the content itself is recomputed from the stored topology at start-up
+    stored_portion: dict[str, Any] | None = None
     rendered: bytes | None = field(default=None, repr=False)
+
+    def portion_ref(self) -> dict[str, Any] | None:
+        if self.portion is None:
+            return None
+        return {
+            "grid": self.portion.grid,
+            "node_id": self.portion.node_id,
+            "digest": self.portion.digest,
+            "topology_version": self.portion.topology_version,
+        }
+
+    def settings_columns(self) -> dict[str, Any]:
+        """The columns a settings rebuild changes (cheap partial UPDATE)."""
+        return {
+            "id": self.id,
+            "settings_version": self.settings_version,
+            "settings_etag": self.settings_etag,
+            "settings_issued_at": self.settings_issued_at,
+            "portion": self.portion_ref(),
+        }
 
     @property
     def timeout_s(self) -> float:
@@ -142,7 +169,7 @@ class DeviceEntry:
             "settings_version": self.settings_version,
             "settings_etag": self.settings_etag,
             "settings_issued_at": self.settings_issued_at,
-            "portion": self.portion.model_dump(mode="json") if self.portion else None,
+            "portion": self.portion_ref(),
         }
 
     @classmethod
@@ -170,7 +197,7 @@ class DeviceEntry:
             settings_version=r.settings_version,
             settings_etag=r.settings_etag,
             settings_issued_at=r.settings_issued_at,
-            portion=GridPortion.model_validate(r.portion) if r.portion else None,
+            stored_portion=r.portion,
         )
 
 
@@ -190,6 +217,9 @@ class CatalogService:
         self.brokers = options.brokers
         self.public_url = options.public_url.rstrip("/")
         self._admin_hash = security.digest(options.admin_token)
+        self._brokers_digest = hashlib.sha256(
+            options.brokers.model_dump_json().encode() + self.public_url.encode()
+        ).hexdigest()
         self.devices: dict[str, DeviceEntry] = {}
         self.by_token: dict[str, str] = {}  # token hash -> device id
         self.topologies: dict[str, TopologyIndex] = {}
@@ -457,6 +487,13 @@ class CatalogService:
         new = idx.portion(node)
         if e.portion is not None and e.portion.digest == new.digest:
             return e.portion  # unchanged: keep the version it was first seen in
+        ref = e.stored_portion
+        if (
+            ref
+            and ref.get("digest") == new.digest
+            and ref.get("topology_version") != new.topology_version
+        ):
+            return new.model_copy(update={"topology_version": ref["topology_version"]})
         return new
 
     def _topics(self, device_id: str) -> TopicPlan:
@@ -515,15 +552,35 @@ class CatalogService:
         }
 
     def _rebuild(self, e: DeviceEntry, now: float) -> bool:
-        """Recompute the document; True when its content (hence its etag) changed."""
+        """Recompute the document's etag; True when its content changed (new version).
+
+        The etag hashes the parts' own digests (brokers once, the portion's cached digest, the
+        small per-device fields) instead of serialising the whole document: 10,000 devices are
+        re-checked after a topology change in a fraction of a second."""
         e.portion = self._portion(e)
-        doc = DeviceSettings.model_construct(
-            version=1, etag="", issued_at=_ts(now), **self._content(e)
+        apps = [a.model_dump(mode="json") for a in self._resolved_apps(e)]
+        small = json.dumps(
+            [
+                e.kind.value,
+                apps,
+                e.location.model_dump(mode="json"),
+                e.update_period_s,
+                e.timeout_s,
+                e.extra,
+            ],
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
         )
-        content = doc.model_dump(mode="json", exclude={"version", "etag", "issued_at"})
-        etag = hashlib.sha256(
-            json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()[:32]
+        parts = (
+            DOCUMENT_LAYOUT,
+            self._brokers_digest,
+            e.id,
+            e.portion.digest if e.portion else "-",
+            str(e.portion.topology_version) if e.portion else "-",
+            small,
+        )
+        etag = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
         if etag == e.settings_etag:
             return False
         e.settings_etag = etag
@@ -533,7 +590,8 @@ class CatalogService:
         return True
 
     def settings(self, e: DeviceEntry) -> DeviceSettings:
-        return DeviceSettings(
+        # every part is a validated model already: construct, do not validate again
+        return DeviceSettings.model_construct(
             version=max(e.settings_version, 1),
             etag=e.settings_etag,
             issued_at=_ts(e.settings_issued_at),
@@ -551,9 +609,10 @@ class CatalogService:
         """Rebuild documents, persist and push those that changed; return the changed ones."""
         now = time.time()
         changed = [e for e in entries if self._rebuild(e, now)]
-        persist = changed if not force_persist else entries
-        if persist:
-            await self._persist([e.columns() for e in persist])
+        if force_persist:
+            await self._persist([e.columns() for e in entries])
+        elif changed:
+            await self._persist([e.settings_columns() for e in changed])
         for e in changed:
             self._push_settings(e, reason)
         return changed
@@ -710,7 +769,17 @@ class CatalogService:
         if old:
             self.by_token.pop(old, None)  # re-provisioning revokes the previous token
         try:
-            await self._persist([e.columns()])  # durable before the token is handed out
+            cols = e.settings_columns()
+            cols.update(
+                token_hash=e.token_hash,
+                provisioned_at=e.provisioned_at,
+                hardware=e.hardware,
+                firmware=e.firmware,
+                last_seen=e.last_seen,
+                status=e.status.value,
+                status_since=e.status_since,
+            )
+            await self._persist([cols])  # durable before the token is handed out
         except Exception:
             e.token_hash = old
             if old:
