@@ -119,3 +119,31 @@ async def eventually(predicate, timeout_s: float = 30.0) -> None:
         if loop.time() > end:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(0.01)
+
+
+class BrokerCollector:
+    """Subscribes on a real broker and keeps (topic, parsed JSON) in arrival order."""
+
+    def __init__(self, url: str, pattern: str) -> None:
+        from gridedge.broker.client import MqttClient
+
+        self.pattern = pattern
+        self.items: list[tuple[str, Any]] = []
+        self.client = MqttClient(url)
+
+    async def __aenter__(self) -> BrokerCollector:
+        await self.client.connect()
+        self.client.subscribe(self.pattern, self._on, qos=1)
+        await asyncio.sleep(0.2)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.disconnect()
+
+    def _on(self, t: str, payload: bytes) -> None:
+        import json
+
+        self.items.append((t, json.loads(payload)))
+
+    def on(self, stream: str) -> list[Any]:
+        return [b for t, b in self.items if t.endswith("/" + stream)]

@@ -19,9 +19,9 @@ from gridedge.node.backends.modbus_link import ModbusLink, ModbusLinkConfig
 from gridedge.node.backends.modbus_relay import ModbusRelay
 from gridedge.node.backends.replay import ReplayDaq
 from gridedge.node.runtime import Node, NodeOptions
+from tests.apps.context import BrokerCollector, eventually
 from tests.apps.signals import balanced, synthesize
 from tests.backends.modbus_sim import SimulatedBus, device, pzem_registers
-from tests.node.helpers import Collector
 
 RATE = 3200.0
 
@@ -56,10 +56,10 @@ async def test_meter_apps_on_a_node(catalog_server: Any, tmp_path: Path) -> None
     )
     url = catalog_server.brokers.data.url
     try:
-        async with Collector(url, subscription(Plane.DATA, "SM-7")) as col:
+        async with BrokerCollector(url, subscription(Plane.DATA, "SM-7")) as col:
             await node.start()
-            await col.wait_for(lambda: len(col.on("telemetry")) >= 8, 20)
-            tel = [b for _, b in col.on("telemetry")]
+            await eventually(lambda: len(col.on("telemetry")) >= 8, 20)
+            tel = col.on("telemetry")
             assert [t["seq"] for t in tel] == list(range(len(tel)))
             assert np.allclose(tel[-1]["voltage_v"], 230.0, rtol=1e-3)
             assert np.allclose(tel[-1]["current_a"], 7.0, rtol=1e-3)
@@ -70,14 +70,14 @@ async def test_meter_apps_on_a_node(catalog_server: Any, tmp_path: Path) -> None
             try:
                 cmd = Command(device_id="SM-7", action=CommandAction.CLOSE, origin="test")
                 sender.publish(topic(Plane.DATA, "SM-7", Stream.COMMAND), cmd, qos=1)
-                await col.wait_for(lambda: col.on("command-result"), 15)
+                await eventually(lambda: col.on("command-result"), 15)
             finally:
                 await sender.disconnect()
-            res = col.on("command-result")[0][1]
+            res = col.on("command-result")[0]
             assert (res["command_id"], res["ok"], res["closed"]) == (cmd.command_id, True, True)
             assert await act.read_coil(0) is True
-            await col.wait_for(lambda: any(b["relay_closed"] for _, b in col.on("telemetry")), 10)
-            assert col.on("event") and col.on("event")[0][1]["kind"] == "relay-changed"
+            await eventually(lambda: any(b["relay_closed"] for b in col.on("telemetry")), 10)
+            assert col.on("event") and col.on("event")[0]["kind"] == "relay-changed"
     finally:
         with contextlib.suppress(Exception):
             await node.stop()
