@@ -6,8 +6,9 @@ Two sources:
   time from the package's CSV files, never copied into gridedge: the data is ODbL 1.0 / DbCL 1.0,
   see REFERENCE.md §1.5 item 7). ``H0-A`` … are household (BDEW-style) profiles, ``lv_urban6`` the
   aggregate of an urban LV grid — the right shape for a secondary substation's lumped load —
-  ``PV1`` … ``PV8`` photovoltaic infeed. Load factors are normalised so the year's peak is 1.0
-  (SimBench's convention: absolute = nominal × factor); PV factors are per unit of installed power.
+  ``PV1`` … ``PV8`` photovoltaic infeed. Load factors are divided by the year's peak
+  active power (Q by the same divisor), so a load's nominal power in the twin is its yearly peak;
+  PV factors are SimBench's own, per unit of installed power.
 - **synthetic** (documented, no data needed): a residential shape with a morning and an evening
   peak (weekends later and flatter, a winter/summer swing of ±15 %) at cos φ = 0.95, and a
   clear-sky PV bell between sunrise and sunset at Turin's latitude (45° N).
@@ -84,7 +85,11 @@ def simbench_profile(name: str) -> Profile:
         df = pd.read_csv(d / "LoadProfile.csv", sep=";", usecols=[f"{name}_pload", f"{name}_qload"])
         p = df[f"{name}_pload"].to_numpy(float)
         q = df[f"{name}_qload"].to_numpy(float)
-        return Profile(name, p, q, "simbench")
+        # SimBench's household profiles peak at 1.0 but its aggregates do not (lv_urban6: 0.43);
+        # the twin's nominal load is its yearly peak, so both are scaled by the same divisor
+        # (the profile's power factor is kept)
+        peak = float(p.max()) or 1.0
+        return Profile(name, p / peak, q / peak, "simbench")
     res_header = (d / "RESProfile.csv").open(encoding="utf-8").readline().strip().split(";")
     if name in res_header:
         p = pd.read_csv(d / "RESProfile.csv", sep=";", usecols=[name])[name].to_numpy(float)
