@@ -148,7 +148,8 @@ class FaultLocationApp:
             placements = dict(portion.devices)
         window = self.params["match_window_s"] * 1e9
         others = [
-            r for d, r in self.records.items()
+            r
+            for d, r in self.records.items()
             if d != ctx.device_id and abs(r.inception_ns - own.inception_ns) <= window
         ]
         meters: list[MeasurementPoint] = []
@@ -176,8 +177,10 @@ class FaultLocationApp:
             tw, head_pt, pre, meters=meters, load_estimate=estimate, load_estimate_at_lv=True
         )
         head = HeadPhasors(
-            np.array(own.pre.voltage_complex()), np.array(own.pre.current_complex()),
-            np.array(own.during.voltage_complex()), np.array(own.during.current_complex()),
+            np.array(own.pre.voltage_complex()),
+            np.array(own.pre.current_complex()),
+            np.array(own.during.voltage_complex()),
+            np.array(own.during.current_complex()),
         )
         sags = []
         for r in others:
@@ -205,9 +208,14 @@ class FaultLocationApp:
             phases=b.phases,
             confidence=res.confidence,
             candidates=[
-                LocationCandidate(section_id=c.section_id, from_node=c.from_node,
-                                  to_node=c.to_node, distance_m=c.distance_m, r_f_ohm=c.rf_ohm,
-                                  cost=float(c.cost))
+                LocationCandidate(
+                    section_id=c.section_id,
+                    from_node=c.from_node,
+                    to_node=c.to_node,
+                    distance_m=c.distance_m,
+                    r_f_ohm=c.rf_ohm,
+                    cost=float(c.cost),
+                )
                 for c in res.candidates[:4]
             ],
             meters_used=[s.meter_id for s in sags],

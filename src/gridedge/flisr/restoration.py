@@ -66,6 +66,7 @@ class Plan:
     method: str
     compute_s: float
     restored_nodes: list[str] = field(default_factory=list)
+    restored_loads: int = 0  # loads (secondary substations) the trip cut and the plan brings back
 
     @property
     def steps(self) -> list[tuple[str, bool]]:
@@ -134,6 +135,7 @@ class GridRestoration:
         # loads per zone
         self.zone_load_w = np.zeros(self.n_zones)
         self.zone_load_var = np.zeros(self.n_zones)
+        self.zone_load_count = np.zeros(self.n_zones, dtype=int)
         for ct in (CT.sym_load, CT.asym_load):
             if ct not in self.input:
                 continue
@@ -143,6 +145,7 @@ class GridRestoration:
                     continue
                 z = self.zone_of_node[self.node_of_id[int(arr["node"][r])]]
                 self.zone_load_w[z] += float(np.sum(arr["p_specified"][r]))
+                self.zone_load_count[z] += 1
                 self.zone_load_var[z] += float(np.sum(arr["q_specified"][r]))
         self.source_zones = sorted(
             {int(self.zone_of_node[self.node_of_id[int(x)]]) for x in inp[CT.source]["node"]}
@@ -329,6 +332,7 @@ class GridRestoration:
             method=method,
             compute_s=time.perf_counter() - t0,
             restored_nodes=nodes,
+            restored_loads=int(self.zone_load_count[~en0 & en & healthy].sum()),
         )
 
 

@@ -1,0 +1,302 @@
+"""Network reconfiguration service (cloud app; seed 001 §III-C, §IV-B, seed 003 §III-C).
+
+On a :class:`~gridedge.contracts.flisr.FaultLocation` (``data/+/fault-location``) it plans the
+isolation and restoration on its own copy of the grid model (:mod:`gridedge.flisr.restoration`,
+MILP checked by power flow), sends one :class:`~gridedge.contracts.commands.Command` per switch
+over MQTT (isolating opens together, then the closes one by one: breaker, then ties), waits for
+each :class:`~gridedge.contracts.commands.CommandResult`, hands the new topology to the catalog
+(which pushes new settings to every affected device) and publishes a
+:class:`~gridedge.contracts.flisr.FlisrRecord` on ``data/flisr/record`` (retained) with every
+step time-stamped.
+
+Parameters: ``grid`` (required), ``switch_devices`` ({switch id: device id}) and/or
+``switch_device`` (one device operating every other switch), ``command_timeout_s`` (10),
+``method`` ("milp" | "exhaustive"), ``catalog_url`` (default: GRIDEDGE_CATALOG_URL); the
+catalog admin token is read from GRIDEDGE_ADMIN_TOKEN (never from parameters, which the
+catalog shows to operators).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from gridedge.apps.params import ParamError, number, unknown
+from gridedge.contracts.commands import Command, CommandAction, CommandResult
+from gridedge.contracts.flisr import (
+    FAULT_LOCATION_STREAM,
+    FLISR_DEVICE_ID,
+    FLISR_RECORD_STREAM,
+    FaultLocation,
+    FlisrRecord,
+    FlisrStep,
+    SwitchOperation,
+)
+from gridedge.contracts.topics import Plane, Stream, subscription
+
+NAME = "reconfiguration"
+KNOWN = {"grid", "switch_devices", "switch_device", "command_timeout_s", "method", "catalog_url"}
+MANIFEST = {"watchdog_s": 120.0}
+
+
+class ReconfigurationApp:
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.waiting: dict[str, asyncio.Future[tuple[CommandResult, int]]] = {}
+        self.model_twin: Any = None
+        self.restoration: Any = None
+        self.records: list[FlisrRecord] = []
+        self.busy = asyncio.Lock()
+        self.handled: set[str] = set()
+
+    def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown(params, KNOWN, NAME)
+        grid = params.get("grid")
+        if not isinstance(grid, str) or not grid:
+            raise ParamError(f"{NAME} parameter 'grid' must name the grid model, got {grid!r}")
+        sd = params.get("switch_devices", {})
+        if not isinstance(sd, dict):
+            raise ParamError(f"{NAME} parameter 'switch_devices' must map switch ids to devices")
+        one = params.get("switch_device")
+        if one is not None and not isinstance(one, str):
+            raise ParamError(f"{NAME} parameter 'switch_device' must be a device id")
+        if not sd and not one:
+            raise ParamError(f"{NAME}: give 'switch_devices' or 'switch_device'")
+        method = params.get("method", "milp")
+        if method not in ("milp", "exhaustive"):
+            raise ParamError(f"{NAME} parameter 'method' must be 'milp' or 'exhaustive'")
+        return {
+            "grid": grid,
+            "switch_devices": dict(sd),
+            "switch_device": one,
+            "command_timeout_s": number(params, "command_timeout_s", 10.0, gt=0, app=NAME),
+            "method": method,
+            "catalog_url": params.get("catalog_url"),
+        }
+
+    def on_params(self, params: dict[str, Any]) -> None:
+        self.params = self._apply(params)
+
+    def device_for(self, switch_id: str) -> str:
+        dev = self.params["switch_devices"].get(switch_id) or self.params["switch_device"]
+        if not dev:
+            raise ParamError(f"{NAME}: no device operates switch {switch_id!r}")
+        return dev
+
+    async def run(self, ctx: Any) -> None:
+        self.params = self._apply(ctx.params)
+        ctx.subscribe(subscription(Plane.DATA, "+", Stream.COMMAND_RESULT), self._on_result)
+        ctx.subscribe(subscription(Plane.DATA, "+", FAULT_LOCATION_STREAM), self._on_location(ctx))
+        await asyncio.to_thread(self._load_model)
+        while True:
+            await ctx.sleep(1.0)
+
+    def _load_model(self) -> None:
+        from gridedge.flisr.restoration import GridRestoration
+        from gridedge.twin.model import Twin
+
+        if self.model_twin is None:
+            self.model_twin = Twin.from_name(self.params["grid"])
+        tw = self.model_twin
+        self.restoration = GridRestoration(tw.pgm, tw.grid.switch_role)
+
+    async def _on_result(self, t: str, payload: bytes) -> None:
+        try:
+            res = CommandResult.from_json(payload)
+        except (ValidationError, ValueError):
+            return
+        fut = self.waiting.get(res.command_id)
+        if fut is not None and not fut.done():
+            fut.set_result((res, time.time_ns()))
+
+    def _on_location(self, ctx: Any):  # type: ignore[no-untyped-def]
+        async def handle(t: str, payload: bytes) -> None:
+            received = ctx.clock.now_ns()
+            try:
+                loc = FaultLocation.from_json(payload)
+            except (ValidationError, ValueError) as exc:
+                ctx.log.warning("fault location on %s refused: %s", t, exc)
+                return
+            if loc.record_id in self.handled:
+                return  # QoS 1 redelivery
+            self.handled.add(loc.record_id)
+            asyncio.ensure_future(self._flisr(ctx, loc, received))
+
+        return handle
+
+    async def _send(self, ctx: Any, switch_id: str, closed: bool, purpose: str) -> SwitchOperation:
+        dev = self.device_for(switch_id)
+        cmd = Command(
+            device_id=dev,
+            target=switch_id,
+            action=CommandAction.CLOSE if closed else CommandAction.OPEN,
+            origin="flisr",
+        )
+        fut: asyncio.Future[tuple[CommandResult, int]] = asyncio.get_running_loop().create_future()
+        self.waiting[cmd.command_id] = fut
+        sent = time.time_ns()
+        ctx.publish(Stream.COMMAND, cmd, qos=1, device_id=dev)
+        op = SwitchOperation(
+            switch_id=switch_id,
+            device_id=dev,
+            action=cmd.action.value,
+            purpose=purpose,
+            command_id=cmd.command_id,
+            sent_ns=sent,
+        )
+        try:
+            res, at = await asyncio.wait_for(fut, self.params["command_timeout_s"])
+            op.confirmed_ns, op.ok, op.closed, op.reason = at, res.ok, res.closed, res.reason
+            if res.ok and res.closed is not None and res.closed != closed:
+                op.ok, op.reason = False, f"switch reports closed={res.closed} after the command"
+        except TimeoutError:
+            op.reason = f"no confirmation within {self.params['command_timeout_s']:g} s"
+        finally:
+            self.waiting.pop(cmd.command_id, None)
+        return op
+
+    async def _flisr(self, ctx: Any, loc: FaultLocation, received_ns: int) -> None:
+        from gridedge.twin.faults import Fault
+
+        async with self.busy:
+            problems: list[str] = []
+            if self.restoration is None:
+                await asyncio.to_thread(self._load_model)
+            g = self.restoration
+            tw = self.model_twin
+            # the switch states the service believes in: catalog topology, then the trip
+            topo = None
+            admin = self._admin()
+            if admin is not None:
+                try:
+                    topo = await admin.get_topology(self.params["grid"])
+                    g.set_states({b.id: b.closed for b in topo.branches if b.switchable})
+                except Exception as exc:
+                    problems.append(f"topology not read from the catalog: {exc}")
+            breaker = tw.protecting_breaker(Fault(loc.section_id, 0.5))
+            if breaker:
+                g.set_states({breaker: False})
+            t0 = time.perf_counter()
+            from gridedge.flisr.restoration import plan_restoration
+
+            plan = await asyncio.to_thread(
+                plan_restoration, g, loc.section_id, self.params["method"]
+            )
+            t_plan_ns = int((time.perf_counter() - t0) * 1e9)
+            planned_ns = received_ns + t_plan_ns
+            # actuation: isolate (together), then close one by one (breaker first, then ties)
+            ops = list(
+                await asyncio.gather(*(self._send(ctx, s, False, "isolate") for s in plan.isolate))
+            )
+            ops += list(
+                await asyncio.gather(*(self._send(ctx, s, False, "split") for s in plan.open_extra))
+            )
+            if all(o.ok for o in ops):
+                for s in plan.close:
+                    purpose = "reclose" if s == breaker else "restore"
+                    op = await self._send(ctx, s, True, purpose)
+                    ops.append(op)
+                    if not op.ok:
+                        problems.append(f"{s}: {op.reason}")
+                        break
+            else:
+                problems += [f"{o.switch_id}: {o.reason}" for o in ops if not o.ok]
+                problems.append("isolation not confirmed: no switch closed")
+            actuated_ns = max([o.confirmed_ns or o.sent_ns for o in ops], default=planned_ns)
+            # new topology to the catalog (it pushes settings to the affected devices)
+            version = None
+            if admin is not None and topo is not None:
+                done = {o.switch_id: bool(o.closed) for o in ops if o.ok and o.closed is not None}
+                for b in topo.branches:
+                    if b.id in done:
+                        b.closed = done[b.id]
+                try:
+                    stored = await admin.put_topology(topo)
+                    version = stored.version
+                except Exception as exc:
+                    problems.append(f"topology not stored: {exc}")
+            stored_ns = ctx.clock.now_ns()
+            if admin is not None:
+                await admin.aclose()
+            ok_all = all(o.ok for o in ops)
+            outcome = "restored" if ok_all and plan.close else ("isolated" if ok_all else "failed")
+            inc = loc.inception_ns
+
+            def step(name: str, a: int, b: int, detail: str = "") -> FlisrStep:
+                return FlisrStep(
+                    name=name,
+                    start_ms=(a - inc) / 1e6,
+                    duration_ms=max(b - a, 0) / 1e6,
+                    detail=detail,
+                )
+
+            steps = [
+                step(
+                    "detection", inc, loc.detected_ns, "fault inception to the head meter's trigger"
+                ),
+                step(
+                    "window capture",
+                    loc.detected_ns,
+                    loc.window_captured_ns,
+                    "sampled window and phasors on the meter",
+                ),
+                step(
+                    "meter reports",
+                    loc.window_captured_ns,
+                    loc.located_ns - int(loc.compute_s * 1e9),
+                    "waiting for other meters' sags",
+                ),
+                step("location compute", loc.located_ns - int(loc.compute_s * 1e9), loc.located_ns),
+                step("messaging", loc.located_ns, received_ns, "fault location over MQTT"),
+                step("reconfiguration compute", received_ns, planned_ns, plan.method),
+                step(
+                    "actuation confirmed",
+                    planned_ns,
+                    actuated_ns,
+                    f"{len(ops)} commands over MQTT, each confirmed",
+                ),
+                step("topology to catalog", actuated_ns, stored_ns),
+            ]
+            rec = FlisrRecord(
+                flisr_id=uuid.uuid4().hex[:12],
+                grid=self.params["grid"],
+                outcome=outcome,
+                location=loc,
+                steps=steps,
+                operations=ops,
+                isolated_switches=[o.switch_id for o in ops if o.purpose == "isolate" and o.ok],
+                closed_switches=[o.switch_id for o in ops if o.action == "close" and o.ok],
+                restored_nodes=plan.restored_nodes if ok_all else [],
+                restored_customers=plan.restored_loads if ok_all else 0,
+                restored_load_w=max(plan.interrupted_load_w - plan.lost_load_w, 0.0)
+                if ok_all
+                else 0.0,
+                interrupted_load_w=plan.interrupted_load_w,
+                unserved_load_w=plan.lost_load_w,
+                restoration_method=plan.method,
+                topology_version=version,
+                total_s=max(actuated_ns - inc, 0) / 1e9,
+                problems=problems,
+            )
+            self.records.append(rec)
+            ctx.publish(FLISR_RECORD_STREAM, rec, qos=1, retain=True, device_id=FLISR_DEVICE_ID)
+
+    def _admin(self):  # type: ignore[no-untyped-def]
+        import os
+
+        from gridedge.catalog.client import CatalogAdmin
+        from gridedge.config import Config
+
+        token = os.environ.get("GRIDEDGE_ADMIN_TOKEN")
+        if not token:
+            return None
+        url = self.params.get("catalog_url") or Config().catalog_url
+        return CatalogAdmin(url, token)
+
+
+def factory() -> ReconfigurationApp:
+    return ReconfigurationApp()
