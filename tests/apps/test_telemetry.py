@@ -122,6 +122,29 @@ async def test_long_interval_sleeps_in_naps_the_watchdog_can_see(start_app) -> N
     assert max(ctx.naps) <= 5.0
 
 
+async def test_stop_still_stops_when_it_meets_a_parameter_change() -> None:
+    """on_params interrupts the sleep with a cancellation the app takes back; the runtime's own
+    cancellation arriving at the same moment must still end the app."""
+    ctx = _ctx({"interval_s": 5.0})
+    app = telemetry.factory()
+    task = asyncio.ensure_future(app.run(ctx))
+    await run_stepped(ctx.clock, 0.1)
+    app.on_params({"interval_s": 2.0})
+    task.cancel()
+    await run_stepped(ctx.clock, 0.1)
+    assert task.cancelled()
+    # and a change alone keeps it running
+    ctx2 = _ctx({"interval_s": 5.0})
+    app2 = telemetry.factory()
+    task2 = asyncio.ensure_future(app2.run(ctx2))
+    await run_stepped(ctx2.clock, 0.1)
+    app2.on_params({"interval_s": 2.0})
+    await run_stepped(ctx2.clock, 2.1)
+    assert not task2.done() and len(ctx2.on("telemetry")) == 2
+    task2.cancel()
+    await asyncio.gather(task2, return_exceptions=True)
+
+
 async def test_bad_parameters_are_refused_by_name() -> None:
     app = telemetry.factory()
     with pytest.raises(ParamError, match="'interval_s' must be > 0"):
