@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from gridedge.apps import fault_capture, relay, telemetry
+from gridedge.apps import fault_capture, outage, relay, telemetry
 from gridedge.broker.mosquitto import free_port
 from gridedge.clock import Clock
 from gridedge.contracts.commands import Command, CommandAction, CommandResult
 from gridedge.contracts.events import FaultRecord
-from gridedge.contracts.telemetry import Telemetry
+from gridedge.contracts.telemetry import DeviceEvent, EventKind, Telemetry
 from gridedge.node.backends import make_backends
 from gridedge.twin.server import TwinServer, TwinService, TwinServiceOptions
 from gridedge.twin.telemetry import MeterAccuracy
@@ -105,3 +105,39 @@ async def test_telemetry_fault_capture_and_switching_on_the_twin(
     res = CommandResult.from_json(rc.on("command-result")[1].payload)
     assert not res.ok and "CB-A" in res.reason
     await daq.client.aclose()
+
+
+@pytest.mark.slow
+async def test_outage_and_restore_on_the_twin(start_app) -> None:
+    """Opening the feeder breaker in the twin: the downstream meter's last gasp, then its restore
+    with the outage's duration when the breaker closes again."""
+    from gridedge.twin.model import Twin
+
+    twin = Twin.from_name("turin-2feeder", clock=Clock("wall"))
+    srv = TwinServer(
+        TwinService(twin, TwinServiceOptions(accuracy=MeterAccuracy(0.0, 0.0), tick_s=0.005)),
+        port=free_port(),
+    ).start()
+    try:
+        daq, _ = make_backends("twin", {"url": srv.url, "point": "M2"}, device_id="SM-M2")
+        ctx = FakeContext("SM-M2", Clock("wall"), daq=daq, params={"poll_interval_s": 0.05})
+        start_app(outage.factory(), ctx)
+        await eventually(lambda: ctx.state.get("nominal_v"), 10)
+        loop = asyncio.get_running_loop()
+        t_open = loop.time()
+        assert await daq.client.operate("CB-A", False) is False
+        await eventually(lambda: ctx.on("event"), 10)
+        gasp = DeviceEvent.from_json(ctx.on("event")[0].payload)
+        assert gasp.kind is EventKind.LAST_GASP and gasp.detail["scope"] == "supply"
+        assert loop.time() - t_open < 1.0  # 3 polls of 50 ms plus HTTP
+        await asyncio.sleep(1.0)
+        t_close = loop.time()
+        assert await daq.client.operate("CB-A", True) is True
+        await eventually(lambda: len(ctx.on("event")) >= 2, 10)
+        back = DeviceEvent.from_json(ctx.on("event")[1].payload)
+        assert back.kind is EventKind.RESTORE
+        outage_s = t_close - t_open
+        assert outage_s - 0.3 <= back.detail["duration_s"] <= outage_s + 0.6
+        await daq.client.aclose()
+    finally:
+        srv.stop()
