@@ -22,6 +22,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,15 @@ class Platform:
         self.gateway: Any = None
         self.dashboard: Any = None
         self.missing: list[str] = []
+        self.meter_ids: list[str] = []
+
+    def app_states(self) -> dict[str, str]:
+        """``device/app`` -> state, from the nodes themselves."""
+        out: dict[str, str] = {}
+        for n in self.nodes:
+            for name, rep in n.app_states.items():
+                out[f"{n.opts.device_id}/{name}"] = rep.state.value
+        return out
 
     # each step is one line of start-up progress
     def start_brokers(self) -> str:
@@ -173,115 +183,143 @@ class Platform:
             stored = await admin.put_topology(self.topology)
         return f"topology {stored.grid} v{stored.version} in the catalog"
 
-    def _meter_plan(self) -> list[dict[str, Any]]:
-        """One meter per twin measurement point. Feeder-head meters also run fault capture and
-        drive their feeder's switchgear (seed 001: switch actuation over MQTT)."""
+    def _device_plan(self) -> list[dict[str, Any]]:
+        """The devices of seed 001's laboratory: a 3SMA meter per twin measurement point
+        (telemetry, outage detection, fault capture; the feeder-head meters also locate faults),
+        a switchgear gateway driving every breaker, sectionalizer and tie over MQTT commands, and
+        a cloud service host running the reconfiguration service."""
         doc = self.topology
+        grid = self.o.grid
+        flisr = flisr_available()
         feeder_of = {n.id: n.feeder for n in doc.nodes}
-        switches_by_feeder: dict[str | None, list[str]] = {}
-        for b in doc.branches:
-            if b.switchable:
-                f = feeder_of.get(b.from_node) or feeder_of.get(b.to_node)
-                switches_by_feeder.setdefault(f, []).append(b.id)
-        plan = []
-        taken: set[str] = set()
-        for p in self.twin.measurement_points:
-            head = p.branch_id is not None and any(
-                b.id == p.branch_id and b.kind == "breaker" for b in doc.branches
-            )
-            apps: list[dict[str, Any]] = [
-                {
-                    "name": "telemetry",
-                    "version": "1.0.0",
-                    "params": {"interval_s": self.o.telemetry_interval_s},
-                },
-                {"name": "outage", "version": "1.0.0", "params": {"poll_interval_s": 0.2}},
+        breakers = {b.id for b in doc.branches if b.kind == "breaker"}
+        points = list(self.twin.measurement_points)
+
+        def app(name: str, **params: Any) -> dict[str, Any]:
+            return {"name": name, "version": "1.0.0", "params": params}
+
+        plan: list[dict[str, Any]] = []
+        for p in points:
+            apps = [
+                app("telemetry", interval_s=self.o.telemetry_interval_s),
+                app("outage", poll_interval_s=0.2),
+                app(
+                    "fault_capture",
+                    poll_interval_s=0.05,
+                    record_dir=str(self.o.data_dir / "faults" / p.id),
+                ),
             ]
-            switches: list[str] = []
-            if head:
-                switches = [
-                    s
-                    for s in switches_by_feeder.get(feeder_of.get(p.node_id), [])
-                    if s not in taken
-                ]
-                # a tie between feeders goes to the first head meter that claims it
-                switches += [
-                    s
-                    for s in switches_by_feeder.get(None, [])
-                    if s not in taken and s not in switches
-                ]
-                taken |= set(switches)
+            if flisr and p.branch_id in breakers:
+                others = {
+                    q.id: q.node_id
+                    for q in points
+                    if q.id != p.id and feeder_of.get(q.node_id) == feeder_of.get(p.node_id)
+                }
                 apps.append(
-                    {
-                        "name": "fault-capture",
-                        "version": "1.0.0",
-                        "params": {
-                            "poll_interval_s": 0.05,
-                            "pre_s": 0.2,
-                            "post_s": 0.2,
-                            "record_dir": str(self.o.data_dir / "faults" / p.id),
-                        },
-                    }
+                    app("fault_location", grid=grid, point=p.id, meters=others, sag_wait_s=0.3)
                 )
-                apps.append({"name": "relay", "version": "1.0.0", "params": {"targets": switches}})
-            plan.append({"point": p, "apps": apps, "switches": switches})
+            plan.append(
+                {
+                    "id": p.id,
+                    "kind": "meter",
+                    "point": p.id,
+                    "node": p.node_id,
+                    "branch": p.branch_id,
+                    "apps": apps,
+                    "switches": [],
+                    "description": p.description,
+                }
+            )
+        switches = list(self.twin.switch_ids)
+        source = next((n.id for n in doc.nodes if n.kind == "source"), None)
+        plan.append(
+            {
+                "id": "SWGW",
+                "kind": "switch",
+                "point": None,
+                "node": source,
+                "branch": None,
+                "apps": [app("relay")],
+                "switches": switches,
+                "description": "switchgear gateway: remote control of every breaker, sectionalizer and tie",
+            }
+        )
+        if flisr:
+            plan.append(
+                {
+                    "id": "FLISR",
+                    "kind": "service-host",
+                    "point": None,
+                    "node": None,
+                    "branch": None,
+                    "apps": [
+                        app(
+                            "reconfiguration",
+                            grid=grid,
+                            switch_device="SWGW",
+                            catalog_url=self.catalog.url,
+                        )
+                    ],
+                    "switches": [],
+                    "description": "cloud service host: network reconfiguration",
+                }
+            )
         return plan
 
     async def start_meters(self) -> str:
         from gridedge.catalog.client import CatalogAdmin, CatalogError
-        from gridedge.contracts.catalog import (
-            Capabilities,
-            DeviceKind,
-            DeviceRegistration,
-            GridLocation,
-        )
+        from gridedge.contracts.catalog import Capabilities, DeviceRegistration, GridLocation
         from gridedge.node.backends import make_backends
         from gridedge.node.runtime import Node, NodeOptions
 
-        plan = self._meter_plan()
+        # the reconfiguration service stores the new topology with the operator token, which
+        # it reads from the environment (never from app parameters)
+        os.environ["GRIDEDGE_ADMIN_TOKEN"] = self.o.admin_token
+        plan = self._device_plan()
+        self.meter_ids = [d["id"] for d in plan if d["point"]]
+        secrets: dict[str, str] = {}
         async with CatalogAdmin(self.catalog.url, self.o.admin_token) as admin:
-            secrets: dict[str, str] = {}
-            for m in plan:
-                p = m["point"]
+            for d in plan:
                 reg = DeviceRegistration(
-                    id=p.id,
-                    kind=DeviceKind.METER,
-                    hardware="3SMA (simulated DAQ on the twin)",
+                    id=d["id"],
+                    kind=d["kind"],
+                    hardware="simulated on the twin" if d["point"] or d["switches"] else None,
                     location=GridLocation(
-                        grid=self.o.grid, node_id=p.node_id, branch_id=p.branch_id
+                        grid=self.o.grid, node_id=d["node"], branch_id=d["branch"]
                     ),
                     capabilities=Capabilities(
-                        relay=bool(m["switches"]),
-                        switch_ids=m["switches"],
-                        daq_channels=["va", "vb", "vc", "ia", "ib", "ic"],
+                        relay=bool(d["switches"]),
+                        switch_ids=d["switches"],
+                        daq_channels=["va", "vb", "vc", "ia", "ib", "ic"] if d["point"] else [],
                     ),
-                    apps=m["apps"],
+                    apps=d["apps"],
                     update_period_s=30.0,
                     liveness_timeout_s=10.0,
-                    metadata={"description": p.description},
+                    metadata={"description": d["description"]},
                 )
                 try:
-                    secrets[p.id] = (await admin.register(reg)).provisioning_secret
+                    secrets[d["id"]] = (await admin.register(reg)).provisioning_secret
                 except CatalogError as exc:
                     if exc.status != 409:
                         raise
                     await admin.delete_device(
-                        p.id
+                        d["id"]
                     )  # left over from an earlier demo in this data dir
-                    secrets[p.id] = (await admin.register(reg)).provisioning_secret
-        for m in plan:
-            p = m["point"]
-            opts: dict[str, Any] = {"url": self.twin_server.url, "point": p.id}
-            if m["switches"]:
-                opts["switches"] = ",".join(m["switches"])
-            daq, act = make_backends("twin", opts, device_id=p.id)
+                    secrets[d["id"]] = (await admin.register(reg)).provisioning_secret
+        for d in plan:
+            opts: dict[str, Any] = {"url": self.twin_server.url}
+            if d["point"]:
+                opts["point"] = d["point"]
+            if d["switches"]:
+                opts["switches"] = ",".join(d["switches"])
+            daq, act = make_backends("twin", opts, device_id=d["id"])
             node = Node(
                 NodeOptions(
-                    device_id=p.id,
+                    device_id=d["id"],
                     catalog_url=self.catalog.url,
-                    state_dir=self.o.data_dir / "nodes" / p.id,
-                    secret=secrets[p.id],
-                    daq=daq,
+                    state_dir=self.o.data_dir / "nodes" / d["id"],
+                    secret=secrets[d["id"]],
+                    daq=daq if d["point"] else None,
                     actuators=act,
                     persist_outbox=False,
                     durable_state=False,
@@ -289,8 +327,7 @@ class Platform:
             )
             await node.start()
             self.nodes.append(node)
-        names = ", ".join(f"{m['point'].id}@{m['point'].node_id}" for m in plan)
-        return f"{len(plan)} meters ({names})"
+        return ", ".join(f"{d['id']} ({'+'.join(a['name'] for a in d['apps'])})" for d in plan)
 
     def start_gateway(self) -> str:
         try:
@@ -369,6 +406,7 @@ class Scenario:
         self.say = say
         self.s = Summary(grid=platform.o.grid)
         self.fault_branch = fault_branch
+        self.fault_iso = ""
 
     async def _api(self, http: Any, method: str, path: str, body: Any = None) -> Any:
         r = await http.request(
@@ -391,22 +429,27 @@ class Scenario:
             self.say(
                 "[bold]scenario 1/3[/bold] normal operation: waiting for every meter to be online and reporting"
             )
-            meters = [n.opts.device_id for n in self.p.nodes]
-            deadline = time.monotonic() + 30
+            devices = [n.opts.device_id for n in self.p.nodes]
+            meters = self.p.meter_ids
+            deadline = time.monotonic() + 45
             while True:
                 st = await self._status(http)
-                online = [m for m in meters if st["statuses"].get(m) == "connected"]
+                online = [m for m in devices if st["statuses"].get(m) == "connected"]
                 reporting = [m for m in meters if m in st["latest"]]
-                if len(online) == len(meters) and len(reporting) == len(meters):
+                apps = self.p.app_states()
+                waiting = [a for a, state in apps.items() if state != "running"]
+                if len(online) == len(devices) and len(reporting) == len(meters) and not waiting:
                     break
                 if time.monotonic() > deadline:
                     s.notes.append(
-                        f"only {len(online)}/{len(meters)} meters online, {len(reporting)} reporting after 30 s"
+                        f"after 45 s: {len(online)}/{len(devices)} devices online, "
+                        f"{len(reporting)}/{len(meters)} meters reporting, apps not running: {waiting}"
                     )
                     break
                 await asyncio.sleep(0.3)
             self.say(
-                f"  {len(online)}/{len(meters)} meters online, {len(reporting)} reporting telemetry"
+                f"  {len(online)}/{len(devices)} devices online, {len(reporting)}/{len(meters)} meters "
+                f"reporting telemetry, {len(apps) - len(waiting)}/{len(apps)} apps running"
             )
             await asyncio.sleep(2.0)
 
@@ -421,6 +464,7 @@ class Scenario:
                 f"[bold]scenario 2/3[/bold] fault: single-phase-to-ground on {branch} at 50 % (through the dashboard's API)"
             )
             t_fault = time.monotonic()
+            self.fault_iso = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             info = await self._api(
                 http,
                 "POST",
@@ -474,7 +518,9 @@ class Scenario:
         record = None
         while time.monotonic() < deadline:
             st = await self._status(http)
-            record = st.get("flisr")
+            rec = st.get("flisr")
+            if rec and str(rec.get("ts", "")) >= self.fault_iso:  # not an older retained record
+                record = rec
             ok = sum(1 for n in healthy if st["grid"]["energised"].get(n))
             s.healthy_energised = ok
             if record and ok == len(healthy):
@@ -483,23 +529,37 @@ class Scenario:
                 break
             await asyncio.sleep(0.2)
         if record:
-            where = (
-                record.get("located_branch")
-                or record.get("faulted_section")
-                or record.get("fault_branch")
-                or record.get("section")
+            loc = record.get("location") or {}
+            s.located = (
+                f"{loc.get('section_id')} ({loc.get('from_node')} – {loc.get('to_node')}), "
+                f"{loc.get('distance_m', 0):.0f} m from {loc.get('from_node')}, by {loc.get('device_id')} "
+                f"in {loc.get('compute_s', 0):.2f} s"
             )
-            dist = record.get("distance_m")
-            s.located = f"{where}" + (
-                f", {dist:.0f} m from the feeder head" if isinstance(dist, int | float) else ""
+            s.restoration = (
+                f"automatic (FLISR, outcome {record.get('outcome')}): opened "
+                f"{', '.join(record.get('isolated_switches', []))}; closed "
+                f"{', '.join(record.get('closed_switches', []))}; FLISR total {record.get('total_s', 0):.2f} s"
             )
+            true_m = next(
+                (
+                    b.length_m * s.fault_fraction
+                    for b in self.p.topology.branches
+                    if b.id == s.fault_branch and b.length_m
+                ),
+                None,
+            )
+            if true_m is not None:
+                s.located += f" (true: {true_m:.0f} m)"
+            if loc.get("section_id") != s.fault_branch:
+                s.notes.append(
+                    f"FLISR located {loc.get('section_id')}, the fault was on {s.fault_branch}"
+                )
         else:
             s.located = "no FLISR record received within 45 s"
-        s.restoration = (
-            "automatic (FLISR)"
-            if s.completed
-            else "incomplete: healthy part not re-energised within 45 s"
-        )
+        if not s.completed:
+            s.restoration = (
+                s.restoration + "; " if record else ""
+            ) + "incomplete: healthy part not re-energised within 45 s"
 
     async def _improves(
         self, http: Any, healthy: list[str], before: int, timeout_s: float = 2.0
@@ -659,7 +719,7 @@ async def _run(
         ("catalog", plat.start_catalog),
         ("twin", plat.start_twin),
         ("topology", plat.publish_topology),
-        ("meters", plat.start_meters),
+        ("meters and services", plat.start_meters),
         ("IEC 61850 gateway", plat.start_gateway),
         ("historian + dashboard", plat.start_dashboard),
     ]
@@ -752,6 +812,6 @@ async def _run(
             await plat.stop()
     devices = len(plat.nodes)
     console.print(
-        f"demo ran {time.monotonic() - started:.1f} s: {devices} meter(s), twin, catalog, dashboard, 2 brokers; all stopped"
+        f"demo ran {time.monotonic() - started:.1f} s: {devices} device(s), twin, catalog, dashboard, 2 brokers; all stopped"
     )
     return code
