@@ -428,49 +428,56 @@ class Twin:
         src = self.pgm.input[CT.source]
         return float(np.mean(src["u_ref"][src["status"] == 1])) if len(src) else 1.0
 
-    def _state_from_sc(
-        self, res: dict, splits: list[tuple[int, int]], fnode_row: int, scen: int | None = None
-    ) -> GridState:
-        def g(ct: CT, col: str) -> np.ndarray:
-            a = res[ct][col]
-            return a[scen] if scen is not None else a
+    def _state_from_sc(self, res: dict, splits: list[tuple[int, int]], fnode_row: int) -> GridState:
+        batch = {ct: arr[None, ...] for ct, arr in res.items()}
+        return self._states_from_sc(batch, splits, [fnode_row])[0]
 
+    def _states_from_sc(
+        self, res: dict, splits: list[tuple[int, int]], fnode_rows: list[int]
+    ) -> list[GridState]:
+        """GridStates of a (batch) short-circuit result, converted with whole-array numpy
+        operations (per-scenario Python work would dominate a fault batch)."""
         k = self._sc_scale()
         n = len(self.node_ids)
-        u = g(CT.node, "u")[:n] * np.exp(1j * g(CT.node, "u_angle")[:n]) * k
-        energised = g(CT.node, "energized")[:n].astype(bool)
-        i_from = np.zeros((len(self.branch_ids), 3), dtype=complex)
-        i_to = np.zeros_like(i_from)
-        k0 = 0
+        nres = res[CT.node]
+        uall = nres["u"] * np.exp(1j * nres["u_angle"]) * k  # (S, N', 3)
+        energised = nres["energized"][:, :n].astype(bool)
+        parts_f, parts_t = [], []
         for ct in BRANCH_TYPES:
             if ct not in res:
                 continue
             nb = len(self.pgm.input[ct])
-            sl = slice(k0, k0 + nb)
-            i_from[sl] = (g(ct, "i_from") * np.exp(1j * g(ct, "i_from_angle")))[:nb] * k
-            i_to[sl] = (g(ct, "i_to") * np.exp(1j * g(ct, "i_to_angle")))[:nb] * k
+            r = res[ct]
+            cf = r["i_from"] * np.exp(1j * r["i_from_angle"]) * k
+            ct_ = r["i_to"] * np.exp(1j * r["i_to_angle"]) * k
+            it = ct_[:, :nb].copy()
             if ct is CT.line and splits:
                 rows, segs = np.asarray(splits, dtype=int).T
-                i_to[rows] = g(ct, "i_to")[segs] * np.exp(1j * g(ct, "i_to_angle")[segs]) * k
-            k0 += nb
+                it[:, rows] = ct_[:, segs]
+            parts_f.append(cf[:, :nb])
+            parts_t.append(it)
+        i_from = np.concatenate(parts_f, axis=1)
+        i_to = np.concatenate(parts_t, axis=1)
         fr = res[CT.fault]
-        i_f = fr["i_f"] * np.exp(1j * fr["i_f_angle"])
-        i_f = (i_f[scen] if scen is not None else i_f).reshape(-1, 3)[0] * k
-        vf = g(CT.node, "u")[fnode_row] * np.exp(1j * g(CT.node, "u_angle")[fnode_row]) * k
-        return GridState(
-            node_ids=self.node_ids,
-            u=u,
-            branch_ids=self.branch_ids,
-            i_from=i_from,
-            i_to=i_to,
-            energised=energised,
-            time_ns=self.clock.now_ns(),
-            faulted=True,
-            fault_current=i_f,
-            fault_voltage=vf,
-            _node_index=self._node_index,
-            _branch_index=self._branch_index,
-        )
+        i_f = (fr["i_f"] * np.exp(1j * fr["i_f_angle"])).reshape(len(fnode_rows), -1, 3)[:, 0] * k
+        t = self.clock.now_ns()
+        return [
+            GridState(
+                node_ids=self.node_ids,
+                u=uall[j, :n],
+                branch_ids=self.branch_ids,
+                i_from=i_from[j],
+                i_to=i_to[j],
+                energised=energised[j],
+                time_ns=t,
+                faulted=True,
+                fault_current=i_f[j],
+                fault_voltage=uall[j, fr_],
+                _node_index=self._node_index,
+                _branch_index=self._branch_index,
+            )
+            for j, fr_ in enumerate(fnode_rows)
+        ]
 
     def _fault_node_row(self, fault: Fault) -> int:
         b = self._branch_index[fault.branch_id]
@@ -977,10 +984,11 @@ class Twin:
             except PowerGridError as exc:
                 raise LoadflowNotConverged(self.name, f"fault batch: {exc}") from None
             node_row = {int(i): q for q, i in enumerate(inp[CT.node]["id"])}
+            states = self._states_from_sc(
+                res_sc, splits, [node_row[int(upd["fault_object"][j, 0])] for j in range(len(idx))]
+            )
             for j, k in enumerate(idx):
-                out[k] = self._state_from_sc(
-                    res_sc, splits, node_row[int(upd["fault_object"][j, 0])], scen=j
-                )
+                out[k] = states[j]
         return [s for s in out if s is not None]
 
     # ------------------------------------------------------------------ model data

@@ -110,7 +110,7 @@ def add_trafo(gm: GridModel, name: str, hv: int, lv: int, tt: TransformerType) -
             "vector_group": tt.vector_group,
             "vk0_percent": tt.vk_percent,
             "vkr0_percent": tt.vkr_percent,
-            "mag0_percent": 100.0,
+            "mag0_percent": 1.0e4,
             "mag0_rx": 0.0,
             "name": name,
             "std_type": tt.name,

@@ -9,6 +9,7 @@ at run time and nothing derived from it is stored in this repository. Profiles a
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 
 import simbench as sb
@@ -19,8 +20,14 @@ from gridedge.twin.grids.external import add_head_breakers, assign_roles, name_e
 CODE = "1-MV-urban--0-sw"
 
 
+@cache
+def _load():
+    # reading the simbench CSVs takes seconds; every build gets its own copy
+    return sb.get_simbench_net(CODE)
+
+
 def build(seed: int | None = None) -> GridModel:
-    net = sb.get_simbench_net(CODE)
+    net = copy.deepcopy(_load())
     if "tap_changer_type" in net.trafo:
         net.trafo["tap_changer_type"] = net.trafo["tap_changer_type"].fillna("Ratio")
         net.trafo.loc[net.trafo["tap_changer_type"].isna(), "tap_changer_type"] = "Ratio"
