@@ -496,6 +496,10 @@ class CatalogService:
             return new.model_copy(update={"topology_version": ref["topology_version"]})
         return new
 
+    def _portion_digest(self, e: DeviceEntry) -> str | None:
+        p = self._portion(e)
+        return p.digest if p else None
+
     def _topics(self, device_id: str) -> TopicPlan:
         def spec(plane: Plane, stream: Stream, qos: int, retain: bool, what: str) -> TopicSpec:
             return TopicSpec(
@@ -659,10 +663,12 @@ class CatalogService:
             assert self.store is not None
             await self._run(self.store.insert_topology, row)
             self.topologies[doc.grid] = TopologyIndex.build(doc)
+            # only a device whose portion digest changed can have a new document
             candidates = [
                 e
                 for e in self.devices.values()
-                if self._grid_of(e) == doc.grid or (e.portion and e.portion.grid == doc.grid)
+                if (self._grid_of(e) == doc.grid or (e.portion and e.portion.grid == doc.grid))
+                and self._portion_digest(e) != (e.portion.digest if e.portion else None)
             ]
             changed = await self._refresh(candidates, "topology")
             self.publisher.publish(
