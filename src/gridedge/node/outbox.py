@@ -253,10 +253,42 @@ class Outbox:
     # -- producer side ------------------------------------------------------------------------
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         before = self.store.dropped
-        self.store.put(topic, payload, min(qos, 1), retain)
+        qos = min(qos, 1)
+        rid = self.store.put(topic, payload, qos, retain)
         if self.store.dropped != before and self.on_drop:
             self.on_drop(self.store.dropped - before, self.store.dropped)
+        client = self._client
+        if (
+            rid == self._cursor + 1
+            and client is not None
+            and client.is_connected
+            and len(self._inflight) < self.window
+        ):
+            # fast path: nothing queued before it, the broker is there and the window has room:
+            # send now instead of waking the pump (saves a task switch per reading)
+            self._send(client, Row(rid, topic, payload, qos, retain))
+            return
         self._wake.set()
+
+    def _send(self, client: MqttClient, row: Row) -> bool:
+        tracker = self._tracker
+        assert tracker is not None
+        if row.qos > 0:
+            tracker.pending_tag = row.id
+            self._inflight[row.id] = None
+        try:
+            client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        except Exception as exc:  # transport closed under us: retry after reconnect
+            tracker.pending_tag = None
+            self._inflight.pop(row.id, None)
+            log.debug("outbox publish failed (%s); will retry", exc)
+            return False
+        tracker.pending_tag = None
+        self._cursor = row.id
+        if row.qos == 0:
+            self._acked.append(row.id)
+            self.delivered += 1
+        return True
 
     @property
     def dropped(self) -> int:
@@ -333,26 +365,9 @@ class Outbox:
                 self._flush_acks()
                 await self._wait(None)
                 continue
-            tracker = self._tracker
-            assert tracker is not None
             for row in rows:
-                if not client.is_connected:
+                if not client.is_connected or not self._send(client, row):
                     break
-                if row.qos > 0:
-                    tracker.pending_tag = row.id
-                    self._inflight[row.id] = None
-                try:
-                    client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
-                except Exception as exc:  # transport closed under us: retry after reconnect
-                    tracker.pending_tag = None
-                    self._inflight.pop(row.id, None)
-                    log.debug("outbox publish failed (%s); will retry", exc)
-                    break
-                tracker.pending_tag = None
-                self._cursor = row.id
-                if row.qos == 0:
-                    self._acked.append(row.id)
-                    self.delivered += 1
             await asyncio.sleep(0)
 
     async def _wait(self, timeout: float | None) -> None:

@@ -305,9 +305,11 @@ class Node:
         self._drops_unreported += n
 
     def _report_drops(self) -> None:
-        n, self._drops_unreported = self._drops_unreported, 0
-        if not n:
+        # one alarm per overflow episode, sent once the broker is back: queued during the
+        # outage it would itself be pushed out of the full outbox
+        if not self._drops_unreported or not self.planes[Plane.DATA].connected:
             return
+        n, self._drops_unreported = self._drops_unreported, 0
         ev = DeviceEvent(
             device_id=self.device_id,
             kind=EventKind.ALARM,
