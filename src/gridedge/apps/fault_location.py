@@ -14,7 +14,8 @@ come from the device's grid portion (catalog topology); nothing of the twin's li
 Parameters: ``grid`` (required), ``point`` (measurement point of this meter in the model;
 default: the device id), ``meters`` ({device id: node id}; default: the grid portion's
 placements), ``sag_wait_s`` (0.3), ``match_window_s`` (2.0: how far apart two records' inception
-times may be to belong to one fault), ``refine`` (3).
+times may be to belong to one fault), ``refine`` (3). The wait ends early once every meter
+listed in ``meters`` has reported.
 """
 
 from __future__ import annotations
@@ -94,7 +95,19 @@ class FaultLocationApp:
 
     async def _locate_after_wait(self, ctx: Any, own: FaultRecord) -> None:
         try:
-            await ctx.sleep(self.params["sag_wait_s"])
+            # wait for the other meters' records, at most sag_wait_s (less when all are in)
+            expected = set(self.params["meters"]) - {ctx.device_id}
+            waited, window = 0.0, self.params["match_window_s"] * 1e9
+            while waited < self.params["sag_wait_s"]:
+                have = {
+                    d
+                    for d, r in self.records.items()
+                    if abs(r.inception_ns - own.inception_ns) <= window
+                }
+                if expected and expected <= have:
+                    break
+                await ctx.sleep(0.01)
+                waited += 0.01
             loc = await asyncio.to_thread(self.locate, ctx, own)
             self.located.append(loc)
             ctx.publish(FAULT_LOCATION_STREAM, loc, qos=1)

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from gridedge.flisr.blas import single_blas_thread
 from gridedge.flisr.network import (
     PHASES,
     SEQ_INV,
@@ -31,10 +33,11 @@ from gridedge.flisr.network import (
     FeederModel,
     Section,
     fault_admittance,
+    fault_admittances,
 )
 
-RF_GRID = np.array([0.0, 0.5, 1, 2, 3.5, 5, 7.5, 10, 14, 20, 28, 40, 55, 75, 100])
-D_GRID = np.linspace(0.0, 1.0, 21)
+RF_GRID = np.array([0.0, 1, 2.5, 5, 8, 12, 18, 26, 36, 50, 70, 100])
+D_GRID = np.linspace(0.0, 1.0, 11)
 RF_MAX = 500.0
 
 
@@ -361,10 +364,18 @@ def _kinds_to_try(cls: Classification) -> list[tuple[FaultKind, str]]:
 
 
 def _yf_batch(kind: FaultKind, phases: str, rfs: np.ndarray) -> np.ndarray:
-    return np.stack([fault_admittance(kind, phases, r) for r in rfs])
+    return fault_admittances(kind, phases, rfs)
 
 
 def locate(
+    model: FeederModel, head: HeadPhasors, sags: list[SagReport] | None = None, **kw: Any
+) -> LocationResult:
+    """Locate the fault (see :func:`_locate`); runs with one BLAS thread (:mod:`.blas`)."""
+    with single_blas_thread():
+        return _locate(model, head, sags, **kw)
+
+
+def _locate(
     model: FeederModel,
     head: HeadPhasors,
     sags: list[SagReport] | None = None,

@@ -56,6 +56,28 @@ def dyn_view(clock: int = 11) -> np.ndarray:
     return SEQ @ np.diag([0, np.exp(-1j * th), np.exp(1j * th)]) @ SEQ_INV
 
 
+def fault_admittances(kind: FaultKind | str, phases: str, rf_ohm: np.ndarray) -> np.ndarray:
+    """:func:`fault_admittance` for many resistances at once: (k, 3, 3)."""
+    kind = FaultKind(kind)
+    rf = np.maximum(np.asarray(rf_ohm, dtype=float), RF_FLOOR_OHM)
+    g = 1.0 / rf
+    idx = [PHASES.index(p) for p in phases]
+    y = np.zeros((rf.size, 3, 3), dtype=complex)
+    if kind == FaultKind.LL:
+        p, q = idx[:2]
+        y[:, p, p] = y[:, q, q] = g
+        y[:, p, q] = y[:, q, p] = -g
+    elif kind == FaultKind.LLG:
+        bolt = 1.0 / RF_FLOOR_OHM
+        for p in idx:
+            for q in idx:
+                y[:, p, q] = (bolt if p == q else 0.0) - bolt * bolt / (len(idx) * bolt + g)
+    else:
+        for p in idx:
+            y[:, p, p] = g
+    return y
+
+
 def fault_admittance(kind: FaultKind | str, phases: str, rf_ohm: float) -> np.ndarray:
     """3×3 admittance from the faulted point to ground for a fault through ``rf_ohm``.
 
@@ -222,7 +244,7 @@ class FeederModel:
         return self.Y_hh @ v_head + self.Y_hf @ v_nodes.reshape(-1)
 
     def compensate_loads(
-        self, v_head_pre: np.ndarray, i_head_pre: np.ndarray, iterations: int = 4
+        self, v_head_pre: np.ndarray, i_head_pre: np.ndarray, iterations: int = 3
     ) -> complex:
         """Scale the load data so the model draws what the head meter measured before the fault
         (forecast errors are mostly common-mode; the head meter is the one reading that sees
@@ -240,7 +262,7 @@ class FeederModel:
             for ld in self.loads:
                 share = ld.s_va.real / total_p if total_p else 1 / len(self.loads)
                 ld.s_va = ld.s_va + delta * share
-            if abs(delta) < 1e-6 * max(abs(s_meas), 1.0):
+            if abs(delta) < 1e-4 * max(abs(s_meas), 1.0):
                 break
         self.build()
         return first if first is not None else 0j
@@ -286,19 +308,28 @@ class FeederModel:
         zff = (1 - dd) ** 2 * zuu + dd**2 * zvv + dd * (1 - dd) * (zuv + zvu + section.z)
         m = np.eye(3) + yf @ zff
         i_f = np.linalg.solve(m, (yf @ vf0[:, :, None]))[:, :, 0]  # (k,3)
-        # voltages at watched nodes
+        # voltages at watched nodes: V = V0 - Zu·((1-d)·I_F) - Zv·(d·I_F), two gemms
+        a = ((1 - d)[:, None] * i_f).T  # (3, k)
+        b = (d[:, None] * i_f).T
         w_idx = [self.node_index[w] for w in watch]
-        zkf = (1 - dd)[:, None] * zu[w_idx][None] + dd[:, None] * zv[w_idx][None]  # (k,w,3,3)
-        v_w = v0[w_idx][None] - np.einsum("kwij,kj->kwi", zkf, i_f)
+        nw = len(w_idx)
+        if nw:
+            zu_w = zu[w_idx].reshape(3 * nw, 3)
+            zv_w = zv[w_idx].reshape(3 * nw, 3)
+            dv = (zu_w @ a + zv_w @ b).T.reshape(k, nw, 3)
+            v_w = v0[w_idx][None] - dv
+        else:
+            v_w = np.zeros((k, 0, 3), dtype=complex)
         # head current from the voltages of the head's neighbours
         nb = [s.to_node for s in self.children.get(self.head_node, [])]
         nb_idx = [self.node_index[x] for x in nb]
-        zkf_nb = (1 - dd)[:, None] * zu[nb_idx][None] + dd[:, None] * zv[nb_idx][None]
-        v_nb = v0[nb_idx][None] - np.einsum("kwij,kj->kwi", zkf_nb, i_f)  # (k,nb,3)
-        i_head = self.Y_hh @ v_head
-        i_head = np.broadcast_to(i_head, (k, 3)).copy()
-        for a, j in enumerate(nb_idx):
-            i_head += np.einsum("ij,kj->ki", self.Y_hf[:, 3 * j : 3 * j + 3], v_nb[:, a])
+        i_head = np.broadcast_to(self.Y_hh @ v_head, (k, 3)).copy()
+        if nb_idx:
+            zu_n = zu[nb_idx].reshape(3 * len(nb_idx), 3)
+            zv_n = zv[nb_idx].reshape(3 * len(nb_idx), 3)
+            v_nb = v0[nb_idx].reshape(-1)[:, None] - (zu_n @ a + zv_n @ b)  # (3nb, k)
+            y_hf_nb = np.concatenate([self.Y_hf[:, 3 * j : 3 * j + 3] for j in nb_idx], axis=1)
+            i_head += (y_hf_nb @ v_nb).T
         if u == self.head_node:
             # the fault current splits (1-d) to the section's upstream end: here, the head itself
             i_head += (1 - d)[:, None] * i_f
