@@ -110,3 +110,33 @@ def test_lv_branch_switch_deenergises_its_customers() -> None:
     st = lv.operate("SW-B2", False)
     for cid, c in lv.customers.items():
         assert st.is_energised(c.node_id) == (not c.node_id.startswith("B2")), cid
+
+
+def test_protection_on_an_accelerated_clock() -> None:
+    import time
+
+    clock = Clock(ClockMode.ACCELERATED, speed=100.0)
+    tw = Twin.from_name("turin-2feeder", clock=clock, trip_delay_s=0.5)
+    t0 = clock.now_ns()
+    tw.apply_fault(Fault("L-A1-A2", 0.5, "2ph"))
+    with pytest.raises(TwinError, match="clock"):
+        tw.advance(1.0)
+    time.sleep(0.01)  # 1 s of simulated time
+    st = tw.state
+    trip = [e for e in tw.events if e.kind == "trip"]
+    assert len(trip) == 1 and trip[0].target == "CB-A"
+    inception = next(e for e in tw.events if e.kind == "fault").time_ns
+    assert inception - t0 < 0.05e9  # the fault happens when apply_fault is called
+    assert trip[0].time_ns - inception == int(0.5e9)
+    assert not st.is_energised("SS-A1")
+
+
+def test_fault_on_a_dead_section_draws_nothing(twin: Twin) -> None:
+    twin.operate("SW-A3-out", False)
+    twin.operate("SW-A4-in", False)
+    st = twin.apply_fault(Fault("L-A3-A4", 0.5, "3ph"))
+    assert not st.faulted
+    twin.advance(5.0)
+    assert not [e for e in twin.events if e.kind == "trip"]
+    with pytest.raises(TwinError, match="fault"):
+        twin.apply_fault(Fault("L-A1-A2", 0.5))

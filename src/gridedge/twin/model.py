@@ -604,14 +604,16 @@ class Twin:
         if self.active_fault is not None:
             raise TwinError("fault", "a fault is already active; clear_fault() first")
         self._tick()
+        t = self.clock.now_ns()
         self._prefault = self.solve()
         self.active_fault = fault
-        t = self.clock.now_ns()
         breaker = self.protecting_breaker(fault)
         self.events.append(
             TwinEvent(t, "fault", fault.branch_id, {"fault": fault, "breaker": breaker})
         )
-        self._recompute()
+        # inception time, not "after the solve": on an accelerated clock the solve itself would
+        # otherwise delay the trip
+        self._recompute(time_ns=t)
         return self.state
 
     def clear_fault(self) -> GridState:
@@ -776,13 +778,21 @@ class Twin:
         if not isinstance(closed, bool):
             raise TwinError("closed", f"{closed!r} must be true or false")
         self._tick()
+        t = self.clock.now_ns()
         self._set_switch(switch_id, closed)
-        self.events.append(TwinEvent(self.clock.now_ns(), "operate", switch_id, {"closed": closed}))
+        self.events.append(TwinEvent(t, "operate", switch_id, {"closed": closed}))
         if closed:
             # Closing onto a de-energised fault re-arms protection.
             self._pending_trips = [p for p in self._pending_trips if p[1] != switch_id]
-        self._recompute()
+        self._recompute(time_ns=t)
         return self.state
+
+    def branch_ends(self) -> list[tuple[str, str]]:
+        """(from_node, to_node) of every branch, in ``branch_ids`` order."""
+        return [
+            (self.node_ids[f], self.node_ids[t])
+            for f, t in zip(self._br_from, self._br_to, strict=True)
+        ]
 
     def branch_closed(self) -> np.ndarray:
         """(n_branches,) bool: both terminal statuses closed."""
