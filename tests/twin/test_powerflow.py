@@ -96,3 +96,25 @@ def test_overload_raises_loadflow_not_converged() -> None:
     twin = Twin.from_name("cigre-mv")
     with pytest.raises(LoadflowNotConverged, match="cigre-mv"):
         twin.set_load_power({n: 400e6 for n in twin.load_ids})
+
+
+def test_simbench_profile_step_matches_pandapower() -> None:
+    from gridedge.twin.grids.simbench_mv import profile_step
+
+    twin = Twin(build("simbench-mv-urban"), ideal_source=True)
+    base = twin.solve()
+    step = 17_000  # a summer noon: PV high
+    p, q = profile_step(twin.grid, step)
+    twin.set_load_power(p, q)
+    st = twin.state
+    assert np.max(np.abs(np.abs(st.u) - np.abs(base.u))) > 10.0  # the profile moved voltages
+    net = copy.deepcopy(twin.net)
+    for tab in ("load", "sgen"):
+        names = net[tab]["name"]
+        net[tab]["p_mw"] = [p[n] / 1e6 for n in names]
+        net[tab]["q_mvar"] = [q[n] / 1e6 for n in names]
+    net.load["scaling"] = 1.0
+    net.sgen["scaling"] = 1.0
+    pp.runpp(net, calculate_voltage_angles=True, tolerance_mva=1e-9)
+    dvm, _ = _compare(twin, net)
+    assert dvm < 1e-4

@@ -164,6 +164,7 @@ class Twin:
         self._source_rows = np.array(sorted(roots), dtype=int)
         self._customer_row = {c: k for k, c in enumerate(self.pgm.asym_load_names)}
         self._load_row = {n: k for k, n in enumerate(self.pgm.load_names)}
+        self._gen_row = {n: k for k, n in enumerate(self.pgm.gen_names)}
         self.customers = {k: v for k, v in grid.customers.items()}
         self._normally_open = {s: not self._switch_closed(s) for s in self.pgm.switches}
         self._model = PowerGridModel(inp)
@@ -876,13 +877,19 @@ class Twin:
     def load_ids(self) -> tuple[str, ...]:
         return tuple(self.pgm.load_names)
 
+    @property
+    def gen_ids(self) -> tuple[str, ...]:
+        return tuple(self.pgm.gen_names)
+
     def set_load_power(
         self, p_w: dict[str, float], q_var: dict[str, float] | None = None, *, solve: bool = True
     ) -> None:
         """Set three-phase loads' total active/reactive power (profiles drive this). For
-        customers use their id: the power goes on their selected phase."""
+        customers use their id: the power goes on their selected phase. Generator ids
+        (:attr:`gen_ids`, e.g. simbench PV) take their generated power."""
         q_var = q_var or {}
         sl_rows, sl_p, sl_q, cust = [], [], [], []
+        gen_rows, gen_p, gen_q = [], [], []
         for lid, p in p_w.items():
             if not isinstance(p, int | float) or not math.isfinite(p):
                 raise TwinError(f"p_w[{lid}]", f"{p!r} is not a finite number")
@@ -893,8 +900,23 @@ class Twin:
                 sl_q.append(q_var.get(lid, self.pgm.input[CT.sym_load]["q_specified"][r]))
             elif lid in self._customer_row:
                 cust.append(lid)
+            elif lid in self._gen_row:
+                r = self._gen_row[lid]
+                gen_rows.append(r)
+                gen_p.append(p)
+                gen_q.append(q_var.get(lid, self.pgm.input[CT.sym_gen]["q_specified"][r]))
             else:
                 raise TwinError("load_id", f"{lid!r} is not a load or customer of {self.name!r}")
+        if gen_rows:
+            arr = self.pgm.input[CT.sym_gen]
+            r = np.array(gen_rows)
+            arr["p_specified"][r] = gen_p
+            arr["q_specified"][r] = gen_q
+            upd = initialize_array("update", CT.sym_gen, len(r))
+            upd["id"] = arr["id"][r]
+            upd["p_specified"] = arr["p_specified"][r]
+            upd["q_specified"] = arr["q_specified"][r]
+            self._model.update(update_data={CT.sym_gen: upd})
         if sl_rows:
             arr = self.pgm.input[CT.sym_load]
             r = np.array(sl_rows)

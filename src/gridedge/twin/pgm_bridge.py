@@ -43,6 +43,7 @@ class PgmNetwork:
     line_names: list[str]
     trafo_names: list[str]
     link_names: list[str]
+    gen_names: list[str] = field(default_factory=list)  # aligned with input[sym_gen]
     node_row: dict[int, int] = field(default_factory=dict)  # pgm id -> row
 
     def __post_init__(self) -> None:
@@ -149,6 +150,10 @@ def convert(net: pp.pandapowerNet, *, ideal_source: bool = False) -> PgmNetwork:
     line_names = names_for(CT.line, line_names_all)
     trafo_names = names_for(CT.transformer, trafo_names_all)
     link_names = names_for(CT.link, switch_names_all)
+    sgen_names_all = (
+        dict(zip(net.sgen.index, _names(net.sgen, "sgen"), strict=True)) if len(net.sgen) else {}
+    )
+    gen_names = names_for(CT.sym_gen, sgen_names_all)
     branch_names: list[str] = []
     branch_rows: list[tuple[CT, int]] = []
     for ct, names in ((CT.line, line_names), (CT.transformer, trafo_names), (CT.link, link_names)):
@@ -223,4 +228,5 @@ def convert(net: pp.pandapowerNet, *, ideal_source: bool = False) -> PgmNetwork:
         line_names=line_names,
         trafo_names=trafo_names,
         link_names=link_names,
+        gen_names=gen_names,
     )

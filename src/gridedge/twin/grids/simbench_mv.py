@@ -49,3 +49,24 @@ def build(seed: int | None = None) -> GridModel:
     gm.extras["profiles"] = profiles
     gm.extras["licence"] = "ODbL-1.0 (simbench data)"
     return gm
+
+
+def profile_step(gm: GridModel, step: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Active/reactive power (W, var) of every load and static generator at 15-min ``step``
+    (0 .. 35135) of simbench's year, keyed by twin id, for ``Twin.set_load_power``."""
+    prof = gm.extras["profiles"]()
+    n = len(prof[("load", "p_mw")])
+    if not 0 <= step < n:
+        from gridedge.twin.errors import TwinError
+
+        raise TwinError("step", f"{step} is outside 0..{n - 1}")
+    net = gm.net
+    p: dict[str, float] = {}
+    q: dict[str, float] = {}
+    lp, lq = prof[("load", "p_mw")].iloc[step], prof[("load", "q_mvar")].iloc[step]
+    for idx, name in zip(net.load.index, net.load["name"], strict=True):
+        p[name], q[name] = float(lp[idx]) * 1e6, float(lq[idx]) * 1e6
+    gp = prof[("sgen", "p_mw")].iloc[step]
+    for idx, name in zip(net.sgen.index, net.sgen["name"], strict=True):
+        p[name], q[name] = float(gp[idx]) * 1e6, 0.0
+    return p, q
