@@ -1012,6 +1012,11 @@ class Twin:
                 res_sc = PowerGridModel(inp).calculate_short_circuit(
                     update_data={CT.fault: upd},
                     short_circuit_voltage_scaling=ShortCircuitVoltageScaling.minimum,
+                    output_component_types=[
+                        CT.node,
+                        CT.fault,
+                        *(c for c in BRANCH_TYPES if c in inp),
+                    ],
                 )
             except PowerGridError as exc:
                 raise LoadflowNotConverged(self.name, f"fault batch: {exc}") from None
