@@ -136,3 +136,22 @@ def test_cli_grids_and_solve() -> None:
 def test_node_voltage_kv_unknown(two: Twin) -> None:
     with pytest.raises(TwinError, match="node_id"):
         two.node_voltage_kv("X")
+
+
+def test_topology_document_feeds_the_catalog_portion(two: Twin) -> None:
+    from gridedge.catalog.portion import TopologyIndex
+
+    idx = TopologyIndex.build(two.topology_document())
+    p = idx.portion("SS-A3")
+    assert "SS-A6" in p.nodes and "BB-A" in p.nodes and "SS-B1" not in p.nodes
+    assert "TIE-AB" in {b.id for b in p.branches}  # the open tie is the portion's boundary
+
+
+def test_plot_and_bad_trip_delay(tmp_path) -> None:
+    from gridedge.twin.plot import plot_grid
+
+    tw = Twin.from_name("cigre-mv")
+    out = plot_grid(tw, tmp_path / "cigre.png")
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(TwinError, match="trip_delay_s"):
+        Twin(build("cigre-mv"), trip_delay_s=-1.0)
