@@ -152,8 +152,10 @@ async def _checkin_async(
     import aiohttp
 
     lat: list[float] = []
+    starts: list[float] = []
     status: dict[int, int] = {}
     errors = 0
+    t_begin = time.perf_counter()
     headers = [{"Authorization": f"Bearer {t}", "If-None-Match": e} for _, t, e in devices]
     paths = [f"/v1/devices/{d}/settings" for d, _, _ in devices]
     conn = aiohttp.TCPConnector(limit=connections)
@@ -171,11 +173,13 @@ async def _checkin_async(
                 errors += 1
                 return
             lat.append(time.perf_counter() - t0)
+            starts.append(t0 - t_begin)
             status[code] = status.get(code, 0) + 1
 
         # warm the connection pool outside the measured window
         await asyncio.gather(*(one(i) for i in range(connections)))
         lat.clear()
+        starts.clear()
         status.clear()
         await asyncio.sleep(max(0.0, start_at - time.time()))
         t_begin = time.perf_counter()
@@ -206,6 +210,7 @@ async def _checkin_async(
             elapsed = time.perf_counter() - t_begin
     return {
         "latencies": lat,
+        "starts": starts,
         "status": status,
         "errors": errors,
         "sent": sent,
@@ -429,6 +434,19 @@ class _Bench:
         await watcher.disconnect()
 
         lat = [x for r in results for x in r["latencies"]]
+        buckets: dict[int, list[float]] = {}
+        for r in results:
+            for st, la in zip(r["starts"], r["latencies"], strict=True):
+                buckets.setdefault(int(st), []).append(la)
+        timeline = [
+            {
+                "second": sec,
+                "answered": len(v),
+                "p50_ms": _pct(v, 0.5) * 1e3,
+                "p99_ms": _pct(v, 0.99) * 1e3,
+            }
+            for sec, v in sorted(buckets.items())
+        ]
         status: dict[str, int] = {}
         for r in results:
             for k, v in r["status"].items():
@@ -451,6 +469,7 @@ class _Bench:
             "latency_mean_ms": statistics.fmean(lat) * 1e3 if lat else float("nan"),
             "client_processes": self.workers,
             "connections_per_process": conns,
+            "timeline": timeline,
             "catalog_cpu_s": cpu1 - cpu0,
             "catalog_cpu_us_per_check_in": (cpu1 - cpu0) / max(answered, 1) * 1e6,
         }
@@ -660,7 +679,9 @@ def run(
 
     quiet_libraries()
     bench = _Bench(devices, period, duration, affected, workers)
-    bench.results.update(period_s=period, cpus=os.cpu_count())
+    bench.results.update(
+        period_s=period, cpus=os.cpu_count(), load_average_at_start=os.getloadavg()
+    )
     progress = Progress(
         TextColumn("{task.description:<24}"),
         BarColumn(),
@@ -684,8 +705,14 @@ def run(
     finally:
         bench.stop()
     r = bench.results
+    r["load_average_at_end"] = os.getloadavg()
     r["verdicts"] = _verdicts(r)
     console.print(_table(r))
+    console.print(
+        f"host load average (1 min) at start {r['load_average_at_start'][0]:.1f}, "
+        f"at end {r['load_average_at_end'][0]:.1f} on {r['cpus']} CPUs: other work on the "
+        "host competes with the catalog and its load generator"
+    )
     missed = [k for k, v in r["verdicts"].items() if not v]
     console.print(
         "all targets met" if not missed else f"[yellow]targets missed: {', '.join(missed)}[/yellow]"
