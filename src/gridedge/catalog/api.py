@@ -210,6 +210,7 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
     # -- routes -------------------------------------------------------------------------------
     @app.get("/v1/health", tags=["service"])
     async def health() -> dict[str, Any]:
+        """Liveness of the catalog itself, its management-broker link and counters."""
         return {
             "status": "ok",
             "version": __version__,
@@ -260,6 +261,7 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
         "/v1/devices/{device_id}", response_model=DeviceRecord, tags=["discovery"], responses=ERRORS
     )
     async def get_device(device_id: DeviceIdPath, _: Anyone) -> DeviceRecord:
+        """One device's record: status, last-seen, settings version, apps and their states."""
         return service.record(service.entry(device_id))
 
     @app.patch(
@@ -276,6 +278,7 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
 
     @app.delete("/v1/devices/{device_id}", status_code=204, tags=["admin"], responses=ERRORS)
     async def delete_device(device_id: DeviceIdPath, _: Admin) -> Response:
+        """Remove a device; its token stops working and its retained messages are cleared."""
         await service.delete(device_id)
         return Response(status_code=204)
 
@@ -320,6 +323,7 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
         "/v1/devices/{device_id}/app-states", status_code=204, tags=["device"], responses=ERRORS
     )
     async def app_state(device_id: DeviceIdPath, report: AppStateReport, p: Anyone) -> Response:
+        """A device reports an app's update state (also accepted on mgmt/<id>/app-state)."""
         own_device(device_id, p)
         if p.admin:
             raise CatalogProblem(
@@ -341,6 +345,7 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
         "/v1/topology/{grid}", response_model=TopologyDocument, tags=["discovery"], responses=ERRORS
     )
     async def get_topology(grid: str, _: Anyone) -> TopologyDocument:
+        """The latest stored topology version of a grid."""
         return service.get_topology(grid)
 
     @app.post(
@@ -352,6 +357,7 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
 
     @app.get("/v1/apps", response_model=list[AppPackageInfo], tags=["discovery"], responses=ERRORS)
     async def list_apps(_: Anyone) -> list[AppPackageInfo]:
+        """Every announced app version."""
         return service.list_apps()
 
     @app.put(
@@ -372,8 +378,9 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
         announced ones. Devices assigned this version then get its URL pushed."""
         return await service.put_app_data(name, version, await request.body())
 
-    @app.get("/v1/apps/{name}/{version}/package", tags=["device"], responses=ERRORS)
+    @app.get("/v1/apps/{name}/{version}/package", tags=["discovery"], responses=ERRORS)
     async def download_package(name: str, version: str, _: Anyone) -> Response:
+        """Package bytes; headers carry sha256 and signature (the node verifies both)."""
         data = await service.app_data(name, version)
         info = service.app_infos[(name, version)]
         return Response(
