@@ -49,17 +49,19 @@ def test_unknown_branch_and_partway_switch(twin: Twin) -> None:
 def test_no_fault_linear_solve_reproduces_the_prefault_flow() -> None:
     """The fault engine's premise: with loads as shunts of their pre-fault admittance and c = 1,
     PGM's short-circuit solve without a fault IS the pre-fault power flow (incl. a source at
-    u_ref = 1.03 on CIGRE MV)."""
-    for name in ("turin-2feeder", "cigre-mv"):
+    u_ref = 1.03 on CIGRE MV, and unbalanced single-phase customers on the LV grid)."""
+    for name in ("turin-2feeder", "cigre-mv", "lv-residential"):
         tw = Twin.from_name(name)
         pre = tw.solve()
-        res = tw._pf(True)
-        inp, _, _ = tw._fault_input(Fault(tw.branch_ids[0], 0.0), res, True)
+        sym = not tw.has_customers
+        res = tw._pf(sym)
+        inp, _, _ = tw._fault_input(Fault(tw.branch_ids[0], 0.0), res, sym)
         inp[CT.fault]["status"] = 0
         out = PowerGridModel(inp).calculate_short_circuit(
             short_circuit_voltage_scaling=ShortCircuitVoltageScaling.minimum
         )
-        u = out[CT.node]["u"] * np.exp(1j * out[CT.node]["u_angle"]) * tw._sc_scale()
+        n = len(tw.node_ids)
+        u = out[CT.node]["u"][:n] * np.exp(1j * out[CT.node]["u_angle"][:n]) * tw._sc_scale()
         rel = np.abs(u - pre.u) / np.abs(pre.u).max(axis=1, keepdims=True)
         assert rel.max() < 1e-6, name
 
@@ -115,3 +117,23 @@ def test_current_continuity_at_the_fault(twin: Twin) -> None:
     st = twin.compute_fault(f)
     inflow = st.branch_current("L-A3-A4", "from") + st.branch_current("L-A3-A4", "to")
     assert abs(inflow[0] - st.fault_current[0]) < 0.01 * abs(st.fault_current[0])
+
+
+def test_unbalanced_customers_are_exact_in_the_fault_solve() -> None:
+    lv = Twin.from_name("lv-residential")
+    for f in (Fault("L-B1-3", 0.5, "1ph", "b", 0.5), Fault("L-B3-6", 0.3, "1ph", "a", 0.0)):
+        a = lv.compute_fault(f)  # sc-shunt with per-phase load impedances
+        b = lv.compute_fault(f, method="asym-pf")
+        np.testing.assert_allclose(np.abs(a.fault_current), np.abs(b.fault_current), rtol=1e-3)
+        # an unfaulted branch carries its own unbalanced load current, phase by phase
+        other = "SW-B2"
+        np.testing.assert_allclose(
+            np.abs(a.branch_current(other)), np.abs(b.branch_current(other)), rtol=1e-3
+        )
+    # a 3ph fault on the LV grid keeps the load unbalance (default: asymmetric PF)
+    st = lv.compute_fault(Fault("L-B3-6", 0.3, "3ph", r_f_ohm=0.2))
+    assert np.ptp(np.abs(st.fault_current)) > 1.0
+    b3 = lv.fault_batch([Fault("L-B3-6", 0.3, "3ph", r_f_ohm=0.2), Fault("L-B1-3", 0.5)])
+    np.testing.assert_allclose(b3[0].fault_current, st.fault_current)
+    with pytest.raises(TwinError, match="method"):
+        lv.compute_fault(Fault("L-B1-3"), method="emt")

@@ -5,15 +5,18 @@ updates of it. A fault is computed as a linear network solve in which every load
 constant impedance that draws its pre-fault power at its pre-fault voltage (so the twin's
 during-fault phasors include load current, unlike an IEC 60909 short circuit):
 
-- method "sc-shunt" (default): PGM short circuit with the loads replaced by shunts of that
-  admittance and the IEC voltage factor c = 1 (``minimum`` scaling above 1 kV). Because the
-  network is then linear, the no-fault solution equals the pre-fault power flow exactly (tested),
-  and all four fault types, any fault impedance and batch calculation come from PGM directly.
-- method "asym-pf" (grids with single-phase customers, 1ph and 3ph faults): PGM asymmetric power
-  flow with every load constant-impedance per phase and an extra constant-impedance asym_load on
-  the fault node (REFERENCE §1.5 item 6). Shunts are symmetric, so they cannot carry an
-  unbalanced load; this method can. LL and LLG on such grids use "sc-shunt" with the per-node
-  mean admittance: docs/grids/README.md states the error.
+- method "sc-shunt" (default): PGM short circuit with the loads replaced by that admittance and
+  the IEC voltage factor c = 1 (``minimum`` scaling above 1 kV), results scaled by the source's
+  u_ref. Balanced nodes get a shunt; nodes with unequal per-phase load (single-phase customers)
+  get a diagonal per-phase impedance (asym_line) to a dummy node held at ground by a very large
+  shunt, so unbalanced loads are exact too. The network is linear, so the no-fault solution equals
+  the pre-fault power flow (tested), and all four fault types, any fault impedance and batch
+  calculation come from PGM directly.
+- method "asym-pf" (1ph/3ph): PGM asymmetric power flow with every load constant-impedance per
+  phase and an extra constant-impedance asym_load on the fault node (REFERENCE §1.5 item 6).
+  It is the default for 3ph faults on grids with single-phase customers, because PGM solves an
+  all-three-phase short circuit in the positive sequence only (which balances the customers'
+  currents, 0.7 % off on lv-residential); elsewhere a cross-check (agrees to < 1e-3, tested).
 """
 
 from __future__ import annotations
@@ -318,7 +321,7 @@ class Twin:
             )
         return ct, row
 
-    def _shunts_from_pf(self, res: dict, sym: bool, mean: bool = True) -> np.ndarray:
+    def _shunts_from_pf(self, res: dict, sym: bool, mean: bool = False) -> np.ndarray:
         """Constant admittances that draw each load's pre-fault power at its pre-fault voltage."""
         inp = self.pgm.input
         nres = res[CT.node]
@@ -337,17 +340,59 @@ class Twin:
             with np.errstate(divide="ignore", invalid="ignore"):
                 yl = np.where(v2 > 1.0, np.conj(s) / v2, 0.0)
             np.add.at(y, rows, yl)
-        ym = y.mean(axis=1) if mean else y[:, 0]
-        nz = np.nonzero(np.abs(ym) > 0)[0]
-        sh = initialize_array("input", CT.shunt, len(nz))
-        sh["id"] = self._next_id() + np.arange(len(nz))
-        sh["node"] = inp[CT.node]["id"][nz]
+        # balanced nodes -> one symmetric shunt; nodes with unequal per-phase admittance (single-
+        # phase customers) -> a per-phase impedance (asym_line, diagonal) to a dummy node held
+        # at ground by a very large shunt, so each phase draws exactly its own load current.
+        spread = np.abs(y - y.mean(axis=1, keepdims=True)).max(axis=1)
+        unbal = spread > 1e-6 * np.maximum(np.abs(y).max(axis=1), 1e-30)
+        if mean:
+            unbal[:] = False
+        ym = y.mean(axis=1)
+        bal = np.nonzero((np.abs(ym) > 0) & ~unbal)[0]
+        nid = self._next_id()
+        sh = initialize_array("input", CT.shunt, len(bal))
+        sh["id"] = nid + np.arange(len(bal))
+        sh["node"] = inp[CT.node]["id"][bal]
         sh["status"] = 1
-        sh["g1"] = ym[nz].real
-        sh["b1"] = ym[nz].imag
-        sh["g0"] = ym[nz].real
-        sh["b0"] = ym[nz].imag
+        sh["g1"] = ym[bal].real
+        sh["b1"] = ym[bal].imag
+        sh["g0"] = ym[bal].real
+        sh["b0"] = ym[bal].imag
+        self._extra_load_elements = {}
+        ub = np.nonzero(unbal)[0]
+        if len(ub):
+            nid += len(bal)
+            dummy = initialize_array("input", CT.node, len(ub))
+            dummy["id"] = nid + np.arange(len(ub))
+            dummy["u_rated"] = self._u_rated[ub]
+            gnd = initialize_array("input", CT.shunt, len(ub))
+            gnd["id"] = nid + len(ub) + np.arange(len(ub))
+            gnd["node"] = dummy["id"]
+            gnd["status"] = 1
+            gnd["g1"] = gnd["g0"] = 1e6
+            gnd["b1"] = gnd["b0"] = 0.0
+            al = initialize_array("input", CT.asym_line, len(ub))
+            al["id"] = nid + 2 * len(ub) + np.arange(len(ub))
+            al["from_node"] = inp[CT.node]["id"][ub]
+            al["to_node"] = dummy["id"]
+            al["from_status"] = al["to_status"] = 1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(np.abs(y[ub]) > 0, 1.0 / y[ub], 1e9)
+            for k, ph in enumerate("abc"):
+                al[f"r_{ph}{ph}"] = z[:, k].real
+                al[f"x_{ph}{ph}"] = z[:, k].imag
+            for col in ("r_ba", "r_ca", "r_cb", "x_ba", "x_ca", "x_cb"):
+                al[col] = 0.0
+            for col in ("c_aa", "c_ba", "c_bb", "c_ca", "c_cb", "c_cc"):
+                al[col] = 0.0
+            al["i_n"] = 1e6
+            sh = np.concatenate([sh, gnd])
+            self._extra_load_elements = {CT.node: dummy, CT.asym_line: al}
         return sh
+
+    def _merge_load_elements(self, inp: dict) -> None:
+        for ct, arr in getattr(self, "_extra_load_elements", {}).items():
+            inp[ct] = np.concatenate([inp[ct], arr]) if ct in inp else arr
 
     def _next_id(self) -> int:
         return max(int(v["id"].max()) for v in self.pgm.input.values() if len(v)) + 1
@@ -408,8 +453,9 @@ class Twin:
             if k not in (CT.sym_load, CT.asym_load, CT.sym_gen, CT.asym_gen)
         }
         sh = self._shunts_from_pf(res, sym)
-        id0 = int(sh["id"].max()) + 1 if len(sh) else self._next_id()
         inp[CT.shunt] = np.concatenate([self.pgm.input[CT.shunt], sh]) if CT.shunt in inp else sh
+        self._merge_load_elements(inp)
+        id0 = _max_id(inp) + 1
         inp, fnodes, splits = self._split_many(inp, [(fault, ct, row)], id0)
         fnode = fnodes[0]
         f = initialize_array("input", CT.fault, 1)
@@ -577,9 +623,9 @@ class Twin:
         sym = self._default_symmetric(None)
         res = self._pf(sym)
         if method is None:
-            method = (
-                "asym-pf" if (self.has_customers and fault.kind in ("1ph", "3ph")) else "sc-shunt"
-            )
+            # PGM solves an all-three-phase short circuit symmetrically (positive sequence), which
+            # would balance the customers' unbalanced load currents; the asym PF keeps them.
+            method = "asym-pf" if (self.has_customers and fault.kind == "3ph") else "sc-shunt"
         if method == "asym-pf":
             return self._solve_fault_asym_pf(fault, res, sym)
         if method != "sc-shunt":
@@ -952,6 +998,11 @@ class Twin:
         effect < 1e-6), so results equal :meth:`compute_fault` to that precision."""
         if not faults:
             return []
+        if self.has_customers and any(f.kind == "3ph" for f in faults):
+            # see compute_fault: these go through the asymmetric power flow one by one
+            rest = [f for f in faults if f.kind != "3ph"]
+            done = iter(self.fault_batch(rest)) if rest else iter(())
+            return [self.compute_fault(f) if f.kind == "3ph" else next(done) for f in faults]
         located = [(f, *self._check_fault(f)) for f in faults]
         sym = self._default_symmetric(None)
         res = self._pf(sym)
@@ -964,7 +1015,8 @@ class Twin:
         base[CT.shunt] = (
             np.concatenate([self.pgm.input[CT.shunt], sh]) if CT.shunt in self.pgm.input else sh
         )
-        id0 = int(base[CT.shunt]["id"].max()) + 1
+        self._merge_load_elements(base)
+        id0 = _max_id(base) + 1
         # rounds: each line split at most once per model
         positions: dict[tuple[str, float], int] = {}
         rounds: list[list[tuple[Fault, CT, int]]] = []
@@ -1205,6 +1257,10 @@ class Twin:
             "loads": len(self.pgm.load_names) + len(self.pgm.asym_load_names),
             "feeders": feeders,
         }
+
+
+def _max_id(inp: dict) -> int:
+    return max(int(v["id"].max()) for v in inp.values() if len(v))
 
 
 def _with_time(st: GridState, time_ns: int) -> GridState:
