@@ -55,6 +55,7 @@ class RunningCatalog:
             admin_token=self.admin_token,
             sweep_interval_s=self.sweep_interval_s,
             flush_interval_s=self.flush_interval_s,
+            freeze_heap=False,
         )
 
     def start(self) -> RunningCatalog:
