@@ -100,6 +100,7 @@ class Gateway:
             ip=opts.mms_ip,
             base_port=opts.base_port,
             meters_per_shard=opts.meters_per_shard,
+            command_timeout_s=opts.command_timeout_s,
         )
         self.loop: asyncio.AbstractEventLoop | None = None
         self.data: MqttClient | None = None
@@ -312,7 +313,7 @@ class Gateway:
             power_factor=[body.powerFactor],
             frequency_hz=body.frequency,
         )
-        await asyncio.to_thread(self.shards.update, device_id, reading)
+        await asyncio.wrap_future(self.shards.submit(device_id, "update", reading))
         if self.data is not None and self.data.is_connected:
             seq = self._seq[device_id] = self._seq.get(device_id, 0) + 1
             tele = Telemetry(
@@ -399,8 +400,9 @@ class Gateway:
         )
         self.latest[device_id] = out
         self._to_store.append(self._row(out))
-        self.shards.update(
+        self.shards.submit(
             device_id,
+            "update",
             Reading(
                 ts_ms=int(t.ts.timestamp() * 1000),
                 voltage_v=t.voltage_v,
@@ -440,7 +442,7 @@ class Gateway:
         online = msg.status != DeviceStatus.DISCONNECTED
         if self.online.get(msg.device_id, True) != online:
             self.online[msg.device_id] = online
-            self.shards.set_online(msg.device_id, online)
+            self.shards.submit(msg.device_id, "set_online", online)
 
     # -- controls ---------------------------------------------------------------------------------
     def _operate_from_mms(
@@ -483,12 +485,12 @@ class Gateway:
         except ValidationError:
             self.stats.bad_telemetry += 1
             return
-        if res.closed is not None and res.device_id in self.shards and res.target == "relay":
-            # Whoever commanded it (SCADA, FLISR, an operator): XSWI1.Pos follows the relay.
-            self.shards.set_relay(res.device_id, res.closed)
         fut = self._waiting.get(res.command_id)
         if fut is not None and not fut.done():
-            fut.set_result(res)
+            fut.set_result(res)  # first: a control handler may be waiting for it
+        if res.closed is not None and res.device_id in self.shards and res.target == "relay":
+            # Whoever commanded it (SCADA, FLISR, an operator): XSWI1.Pos follows the relay.
+            self.shards.submit(res.device_id, "set_relay", res.closed)
 
     # -- catalog ----------------------------------------------------------------------------------
     async def _sync_loop(self) -> None:

@@ -170,12 +170,8 @@ class ModelMapper:
 
     def _read(self, shard: Any, ld: str, ln: str, lf: Leaf) -> Any:
         da = self._node(shard, ld, ln, lf)
-        with shard.lock:
-            iec.IedServer_lockDataModel(shard.server)
-            try:
-                return _mms_to_py(iec.IedServer_getAttributeValue(shard.server, da), lf.btype)
-            finally:
-                iec.IedServer_unlockDataModel(shard.server)
+        with shard.locked():
+            return _mms_to_py(iec.IedServer_getAttributeValue(shard.server, da), lf.btype)
 
     def set(self, parts: list[str], value: Any) -> dict[str, Any]:
         if len(parts) < 4:
@@ -199,32 +195,26 @@ class ModelMapper:
         shard, _ = self._meter(parts[0])
         lf = Leaf(tuple(parts[2:]), btype, fc)
         da = self._node(shard, parts[0], parts[1], lf)
-        with shard.lock:
-            iec.IedServer_lockDataModel(shard.server)
-            try:
-                if btype.startswith("VisString") or btype.startswith("Unicode"):
-                    if not isinstance(value, str):
-                        raise MappingError(422, f"{btype} needs a string", "value")
-                    limit = int("".join(ch for ch in btype if ch.isdigit()) or 255)
-                    if len(value) > limit:
-                        raise MappingError(
-                            422, f"{btype} holds at most {limit} characters", "value"
-                        )
-                    iec.IedServer_updateVisibleStringAttributeValue(shard.server, da, value)
-                elif btype in ("FLOAT32", "FLOAT64"):
-                    if isinstance(value, bool) or not isinstance(value, int | float):
-                        raise MappingError(422, f"{btype} needs a number", "value")
-                    iec.IedServer_updateFloatAttributeValue(shard.server, da, float(value))
-                elif btype.startswith("INT") or btype == "Enum":
-                    if isinstance(value, bool) or not isinstance(value, int):
-                        raise MappingError(422, f"{btype} needs an integer", "value")
-                    iec.IedServer_updateInt32AttributeValue(shard.server, da, value)
-                elif btype == "BOOLEAN":
-                    if not isinstance(value, bool):
-                        raise MappingError(422, "BOOLEAN needs true or false", "value")
-                    iec.IedServer_updateBooleanAttributeValue(shard.server, da, value)
-                else:
-                    raise MappingError(409, f"setting {btype} attributes is not supported", "path")
-            finally:
-                iec.IedServer_unlockDataModel(shard.server)
+        with shard.locked():
+            if btype.startswith("VisString") or btype.startswith("Unicode"):
+                if not isinstance(value, str):
+                    raise MappingError(422, f"{btype} needs a string", "value")
+                limit = int("".join(ch for ch in btype if ch.isdigit()) or 255)
+                if len(value) > limit:
+                    raise MappingError(422, f"{btype} holds at most {limit} characters", "value")
+                iec.IedServer_updateVisibleStringAttributeValue(shard.server, da, value)
+            elif btype in ("FLOAT32", "FLOAT64"):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise MappingError(422, f"{btype} needs a number", "value")
+                iec.IedServer_updateFloatAttributeValue(shard.server, da, float(value))
+            elif btype.startswith("INT") or btype == "Enum":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise MappingError(422, f"{btype} needs an integer", "value")
+                iec.IedServer_updateInt32AttributeValue(shard.server, da, value)
+            elif btype == "BOOLEAN":
+                if not isinstance(value, bool):
+                    raise MappingError(422, "BOOLEAN needs true or false", "value")
+                iec.IedServer_updateBooleanAttributeValue(shard.server, da, value)
+            else:
+                raise MappingError(409, f"setting {btype} attributes is not supported", "path")
         return self.get(parts)

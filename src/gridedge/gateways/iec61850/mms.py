@@ -16,15 +16,18 @@ return ``[value, err]`` return a bare int on error (pitfall 2).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import ctypes
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyiec61850 as iec
+import pyiec61850._iec61850 as _iec_so
 
 from gridedge import __version__
 from gridedge.broker.mosquitto import free_port
@@ -42,6 +45,16 @@ _CTL = {
 
 # (closed) -> libiec61850 Dbpos; None = relay state not known yet
 _DBPOS = {True: iec.DBPOS_ON, False: iec.DBPOS_OFF, None: iec.DBPOS_INTERMEDIATE_STATE}
+
+# The model lock taken through ctypes, which releases the GIL while waiting: a libiec61850 server
+# thread may hold the lock while it runs a Python control handler (which needs the GIL); a SWIG
+# call waiting for the lock would keep the GIL and deadlock both.
+_LIB = ctypes.CDLL(_iec_so.__file__)
+_LIB.IedServer_lockDataModel.argtypes = [ctypes.c_void_p]
+_LIB.IedServer_unlockDataModel.argtypes = [ctypes.c_void_p]
+_LIB.IedServer_lockDataModel.restype = None
+_LIB.IedServer_unlockDataModel.restype = None
+
 
 OperateFn = Callable[[str, bool, str], "concurrent.futures.Future[bool | None]"]
 """(device id, close?, originator) -> future resolving to the relay's actual state after the
@@ -177,47 +190,78 @@ class MeterNode:
         self.last_ts_ms: int | None = None
 
 
-class _PosHandler(iec.ControlHandlerForPython):
-    """CSWI1.Pos operate: publish the command through the platform and answer WAITING until the
-    meter's CommandResult arrives (libiec61850 re-calls trigger() about every 10 ms), so the MMS
-    Oper response / CommandTermination reflects what the relay really did."""
+class _RelayJob:
+    """One CSWI1.Pos operate carried out through the platform: publish the command, answer
+    WAITING (libiec61850 re-calls about every 10 ms) until the meter's CommandResult reports the
+    relay's actual state, then write XSWI1/CSWI1.Pos and answer OK or FAILED.
+
+    Where it runs depends on the control model, because libiec61850 sends the Oper response
+    *before* the operate handler runs: with enhanced security the operate handler does the job
+    and the CommandTermination reports the outcome; with normal security (no termination) the
+    wait-for-execution handler does it, so the Oper response itself waits for the relay and is
+    negative when the relay did not move."""
 
     def __init__(self, shard: Shard, node: MeterNode) -> None:
-        super().__init__()
-        self._shard = shard
-        self._node = node
-        self._pending: concurrent.futures.Future[bool | None] | None = None
-        self._wanted = False
+        self.shard = shard
+        self.node = node
+        self.pending: concurrent.futures.Future[bool | None] | None = None
+        self.wanted = False
 
-    def trigger(self) -> None:
+    def step(self, mms_value: Any, action: Any) -> int:
         try:
-            self._libiec61850_control_handler_result = self._step()
+            return self._step(mms_value, action)
         except Exception:  # never let an exception reach C
-            log.exception("CSWI1.Pos handler of %s failed", self._node.spec.device_id)
-            self._pending = None
-            self._libiec61850_control_handler_result = iec.CONTROL_RESULT_FAILED
+            log.exception("CSWI1.Pos operate of %s failed", self.node.spec.device_id)
+            self.pending = None
+            return iec.CONTROL_RESULT_FAILED
 
-    def _step(self) -> int:
-        if self._pending is None:
-            self._wanted = bool(iec.MmsValue_getBoolean(self._libiec61850_mms_value))
+    def _step(self, mms_value: Any, action: Any) -> int:
+        if self.pending is None:
+            self.wanted = bool(iec.MmsValue_getBoolean(mms_value))
             try:
-                or_cat = iec.ControlAction_getOrCat(self._libiec61850_control_action)
+                or_cat = iec.ControlAction_getOrCat(action)
             except Exception:
                 or_cat = -1
             origin = f"scada:iec61850:orCat={or_cat}"
-            self._pending = self._shard.operate(self._node.spec.device_id, self._wanted, origin)
+            self.pending = self.shard.operate(self.node.spec.device_id, self.wanted, origin)
+        if not self.pending.done():
             return iec.CONTROL_RESULT_WAITING
-        if not self._pending.done():
-            return iec.CONTROL_RESULT_WAITING
-        fut, self._pending = self._pending, None
+        fut, self.pending = self.pending, None
         try:
             closed = fut.result()
         except Exception:
             closed = None
         if closed is None:
             return iec.CONTROL_RESULT_FAILED
-        self._shard.set_relay(self._node.spec.device_id, closed, locked=False)
-        return iec.CONTROL_RESULT_OK if closed == self._wanted else iec.CONTROL_RESULT_FAILED
+        # No lock here: libiec61850 may hold the model lock around this call, and our writers
+        # wait for it without the GIL; the positions are written before the answer goes out.
+        self.shard.write_relay(self.node, closed, int(time.time() * 1000))
+        return iec.CONTROL_RESULT_OK if closed == self.wanted else iec.CONTROL_RESULT_FAILED
+
+
+class _OperateHandler(iec.ControlHandlerForPython):
+    def __init__(self, job: _RelayJob | None) -> None:
+        super().__init__()
+        self.job = job
+
+    def trigger(self) -> None:
+        if self.job is None:  # normal security: the relay already acted in the wait handler
+            self._libiec61850_control_handler_result = iec.CONTROL_RESULT_OK
+            return
+        self._libiec61850_control_handler_result = self.job.step(
+            self._libiec61850_mms_value, self._libiec61850_control_action
+        )
+
+
+class _WaitHandler(iec.WaitForExecutionHandlerForPython):
+    def __init__(self, job: _RelayJob) -> None:
+        super().__init__()
+        self.job = job
+
+    def trigger(self) -> None:
+        self._libiec61850_control_handler_result = self.job.step(
+            self._libiec61850_mms_value, self._libiec61850_control_action
+        )
 
 
 class ShardStartError(RuntimeError):
@@ -260,19 +304,26 @@ class Shard:
         """Start on ``port`` (None/0: a free port). Returns the port."""
         self.server = iec.IedServer_create(self.model)
         iec.IedServer_setLocalIpAddress(self.server, self.ip)
+        normal = self.ctl in (m.CtlModel.DIRECT_NORMAL, m.CtlModel.SBO_NORMAL)
         for node in self.nodes.values():
-            h = _PosHandler(self, node)
+            job = _RelayJob(self, node)
             sub = iec.ControlSubscriberForPython()
             sub.setIedServer(self.server)
             sub.setControlObject(node.cswi_pos_do)
-            h.thisown = 0
-            sub.setControlHandler(h)
+            handlers: list[Any] = [_OperateHandler(None if normal else job)]
+            if normal:
+                handlers.append(_WaitHandler(job))
+            for h in handlers:
+                h.thisown = 0  # the subscriber frees them
+            sub.setControlHandler(handlers[0])
+            if normal:
+                sub.setWaitHandler(handlers[1])
             if not sub.subscribe():
                 raise ShardStartError(
                     f"control subscriber for {node.spec.domain}/CSWI1.Pos already registered"
                 )
             self._subs.append(sub)
-            self._handlers.append(h)
+            self._handlers.extend(handlers)
         for i in range(attempts):
             candidate = port + i if port else free_port(self.ip)
             iec.IedServer_start(self.server, candidate)
@@ -287,8 +338,7 @@ class Shard:
     def _initial_values(self) -> None:
         now = int(time.time() * 1000)
         srv = self.server
-        iec.IedServer_lockDataModel(srv)
-        try:
+        with self.locked():
             for node in self.nodes.values():
                 for do in node.beh:
                     iec.IedServer_updateInt32AttributeValue(
@@ -318,8 +368,6 @@ class Shard:
                 iec.IedServer_updateFloatAttributeValue(
                     srv, _da(iec.toModelNode(node.totwh_do), "pulsQty"), 1.0
                 )
-        finally:
-            iec.IedServer_unlockDataModel(srv)
 
     # -- updates (any thread) ---------------------------------------------------------------------
     def update(self, device_id: str, r: Reading) -> None:
@@ -343,36 +391,32 @@ class Shard:
         pf = [x for x in r.power_factor if x is not None]
         total_pf = (sum(pf) / len(pf)) if pf else None
         energy = self._energy(node, r, total_p)
-        with self.lock:
-            iec.IedServer_lockDataModel(srv)
-            try:
-                if node.spec.phases == 3:
-                    put(node.mv["TotW"], total_p)
-                    put(node.mv["TotVAr"], total_q)
-                    put(node.mv["TotPF"], total_pf)
-                    put(node.mv["Hz"], r.frequency_hz)
-                    for name, values in (
-                        ("PhV", r.voltage_v),
-                        ("A", r.current_a),
-                        ("W", r.power_w),
-                        ("PF", r.power_factor),
-                    ):
-                        for i, mag in enumerate(node.wye[name]):
-                            put(mag, values[i] if i < len(values) else None)
-                else:
-                    put(node.mv["Vol"], r.voltage_v[0] if r.voltage_v else None)
-                    put(node.mv["Amp"], r.current_a[0] if r.current_a else None)
-                    put(node.mv["Watt"], total_p)
-                    put(node.mv["PwrFact"], total_pf)
-                    put(node.mv["Hz"], r.frequency_hz)
-                if energy is not None:
-                    iec.IedServer_updateInt64AttributeValue(srv, node.totwh[0], int(energy))
-                    iec.IedServer_updateQuality(srv, node.totwh[1], good)
-                    iec.IedServer_updateUTCTimeAttributeValue(srv, node.totwh[2], ts)
-                if r.relay_closed is not None and r.relay_closed != node.relay_closed:
-                    self._set_relay_locked(node, r.relay_closed, ts)
-            finally:
-                iec.IedServer_unlockDataModel(srv)
+        with self.locked():
+            if node.spec.phases == 3:
+                put(node.mv["TotW"], total_p)
+                put(node.mv["TotVAr"], total_q)
+                put(node.mv["TotPF"], total_pf)
+                put(node.mv["Hz"], r.frequency_hz)
+                for name, values in (
+                    ("PhV", r.voltage_v),
+                    ("A", r.current_a),
+                    ("W", r.power_w),
+                    ("PF", r.power_factor),
+                ):
+                    for i, mag in enumerate(node.wye[name]):
+                        put(mag, values[i] if i < len(values) else None)
+            else:
+                put(node.mv["Vol"], r.voltage_v[0] if r.voltage_v else None)
+                put(node.mv["Amp"], r.current_a[0] if r.current_a else None)
+                put(node.mv["Watt"], total_p)
+                put(node.mv["PwrFact"], total_pf)
+                put(node.mv["Hz"], r.frequency_hz)
+            if energy is not None:
+                iec.IedServer_updateInt64AttributeValue(srv, node.totwh[0], int(energy))
+                iec.IedServer_updateQuality(srv, node.totwh[1], good)
+                iec.IedServer_updateUTCTimeAttributeValue(srv, node.totwh[2], ts)
+            if r.relay_closed is not None and r.relay_closed != node.relay_closed:
+                self.write_relay(node, r.relay_closed, ts)
 
     @staticmethod
     def _energy(node: MeterNode, r: Reading, total_p: float | None) -> float | None:
@@ -391,18 +435,14 @@ class Shard:
         node.last_ts_ms = r.ts_ms
         return node.energy_wh
 
-    def set_relay(self, device_id: str, closed: bool, locked: bool = True) -> None:
+    def set_relay(self, device_id: str, closed: bool) -> None:
         """XSWI1.Pos (and CSWI1.Pos) follow the relay's real state."""
         node = self.nodes[device_id]
-        ts = int(time.time() * 1000)
-        with self.lock:
-            iec.IedServer_lockDataModel(self.server)
-            try:
-                self._set_relay_locked(node, closed, ts)
-            finally:
-                iec.IedServer_unlockDataModel(self.server)
+        with self.locked():
+            self.write_relay(node, closed, int(time.time() * 1000))
 
-    def _set_relay_locked(self, node: MeterNode, closed: bool, ts: int) -> None:
+    def write_relay(self, node: MeterNode, closed: bool, ts: int) -> None:
+        """Caller holds the model lock, or is the control handler (see _PosHandler)."""
         srv = self.server
         if node.relay_closed is not None and node.relay_closed != closed:
             node.op_count += 1
@@ -419,20 +459,27 @@ class Shard:
         node = self.nodes[device_id]
         srv = self.server
         validity = iec.QUALITY_VALIDITY_GOOD if online else iec.QUALITY_VALIDITY_QUESTIONABLE
+        with self.locked():
+            iec.IedServer_updateInt32AttributeValue(
+                srv, _da(iec.toModelNode(node.health), "stVal"), 1 if online else 2
+            )
+            iec.IedServer_updateBooleanAttributeValue(
+                srv, _da(iec.toModelNode(node.proxy), "stVal"), not online
+            )
+            if node.last_ts_ms is not None:
+                for mag in [*node.mv.values(), *(x for v in node.wye.values() for x in v)]:
+                    iec.IedServer_updateQuality(srv, mag.q, validity)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Our writers' mutual exclusion (Python lock) + libiec61850's model lock (GIL-free)."""
         with self.lock:
-            iec.IedServer_lockDataModel(srv)
+            ptr = ctypes.c_void_p(int(self.server))
+            _LIB.IedServer_lockDataModel(ptr)
             try:
-                iec.IedServer_updateInt32AttributeValue(
-                    srv, _da(iec.toModelNode(node.health), "stVal"), 1 if online else 2
-                )
-                iec.IedServer_updateBooleanAttributeValue(
-                    srv, _da(iec.toModelNode(node.proxy), "stVal"), not online
-                )
-                if node.last_ts_ms is not None:
-                    for mag in [*node.mv.values(), *(x for v in node.wye.values() for x in v)]:
-                        iec.IedServer_updateQuality(srv, mag.q, validity)
+                yield
             finally:
-                iec.IedServer_unlockDataModel(srv)
+                _LIB.IedServer_unlockDataModel(ptr)
 
     def connections(self) -> int:
         return int(iec.IedServer_getNumberOfOpenConnections(self.server)) if self.server else 0

@@ -9,6 +9,7 @@ its own readings with it; listings, other meters' data, deletion, the SCD and wr
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from datetime import datetime
 from typing import Any
@@ -247,9 +248,10 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     iec = APIRouter(prefix="/iec61850", tags=["IEC 61850 model (Table 2.8)"])
 
-    def mapped(call: Any) -> Any:
+    async def mapped(call: Any) -> Any:
+        # in a thread: reading the live model waits for its lock, never on the event loop
         try:
-            return call()
+            return await asyncio.to_thread(call)
         except MappingError as exc:
             raise ApiProblem(
                 exc.status,
@@ -261,13 +263,13 @@ def create_app(gateway: Gateway) -> FastAPI:
     @iec.get("")
     async def server_dir(request: Request) -> Response:
         admin(request)
-        return render(request, mapped(lambda: mapper.get([])), "Server")
+        return render(request, await mapped(lambda: mapper.get([])), "Server")
 
     @iec.get("/{path:path}")
     async def get_node(path: str, request: Request) -> Response:
         admin(request)
         parts = [p for p in path.split("/") if p]
-        return render(request, mapped(lambda: mapper.get(parts)), "Node")
+        return render(request, await mapped(lambda: mapper.get(parts)), "Node")
 
     @iec.post("/{path:path}")
     async def set_node(path: str, request: Request) -> Response:
@@ -289,7 +291,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                 'body must be {"value": ...}',
                 [FieldError(field="value", reason="required (and nothing else)")],
             )
-        return render(request, mapped(lambda: mapper.set(parts, body["value"])), "Node")
+        return render(request, await mapped(lambda: mapper.set(parts, body["value"])), "Node")
 
     app.include_router(iec)
 

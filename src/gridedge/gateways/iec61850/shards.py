@@ -9,6 +9,7 @@ is stopped once it hosts no live meter.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ class ShardManager:
         ip: str = "127.0.0.1",
         base_port: int = 0,
         meters_per_shard: int = 100,
+        command_timeout_s: float = 10.0,
     ) -> None:
         if meters_per_shard < 1:
             raise ValueError("meters_per_shard must be at least 1")
@@ -38,11 +40,19 @@ class ShardManager:
         self.ip = ip
         self.base_port = base_port
         self.meters_per_shard = meters_per_shard
+        self.command_timeout_s = command_timeout_s
         self.shards: list[Shard] = []
         self._by_device: dict[str, Shard] = {}
         self._retired: set[str] = set()
         self._lock = threading.RLock()
         self._next_port = base_port
+        # Model writes leave the event loop: waiting for a shard's model lock must never stall
+        # the loop that delivers the CommandResult a control handler is waiting for. One
+        # single-thread writer per shard group keeps each meter's updates in order.
+        self._writers = [
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"iec61850-writer{i}")
+            for i in range(2)
+        ]
 
     def __contains__(self, device_id: str) -> bool:
         return device_id in self._by_device
@@ -98,6 +108,16 @@ class ShardManager:
                 self._retired -= set(shard.nodes)
                 self.shards = [s for s in self.shards if s is not shard]
 
+    def submit(self, device_id: str, what: str, *args: object) -> concurrent.futures.Future[bool]:
+        """Queue ``update``/``set_relay``/``set_online`` for a meter on its shard's writer."""
+        shard = self._by_device.get(device_id)
+        if shard is None:
+            done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+            done.set_result(False)
+            return done
+        method = getattr(self, what)
+        return self._writers[shard.index % len(self._writers)].submit(method, device_id, *args)
+
     def update(self, device_id: str, reading: Reading) -> bool:
         shard = self._by_device.get(device_id)
         if shard is None:
@@ -105,15 +125,17 @@ class ShardManager:
         shard.update(device_id, reading)
         return True
 
-    def set_relay(self, device_id: str, closed: bool) -> None:
+    def set_relay(self, device_id: str, closed: bool) -> bool:
         shard = self._by_device.get(device_id)
         if shard is not None:
             shard.set_relay(device_id, closed)
+        return shard is not None
 
-    def set_online(self, device_id: str, online: bool) -> None:
+    def set_online(self, device_id: str, online: bool) -> bool:
         shard = self._by_device.get(device_id)
         if shard is not None:
             shard.set_online(device_id, online)
+        return shard is not None
 
     def endpoints(self) -> dict[str, Endpoint]:
         return {d: s.endpoint for d, s in self._by_device.items()}
@@ -125,6 +147,8 @@ class ShardManager:
         return sum(s.connections() for s in self.shards)
 
     def stop(self) -> None:
+        for w in self._writers:
+            w.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             for shard in self.shards:
                 shard.stop()
