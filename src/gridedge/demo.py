@@ -32,6 +32,13 @@ from rich.console import Console
 console = Console(soft_wrap=True)  # long URLs and summaries stay on one line in CI logs
 
 DEFAULT_FAULT = {"turin-2feeder": "L-A2-A3"}
+KIND_NAMES = {
+    "1ph": "single-phase-to-ground",
+    "2ph": "phase-to-phase",
+    "2ph-g": "two-phase-to-ground",
+    "3ph": "three-phase",
+}
+HOLD_S = 5.0  # a restoration must last this long to count
 FLISR_MODULES = ("gridedge.apps.fault_location", "gridedge.apps.reconfiguration")
 
 
@@ -401,12 +408,15 @@ class Platform:
 # the scenario: normal operation, a fault, self-healing
 # ------------------------------------------------------------------------------------------------
 class Scenario:
-    def __init__(self, platform: Platform, say: Any, fault_branch: str | None) -> None:
+    def __init__(
+        self, platform: Platform, say: Any, fault_branch: str | None, fault_kind: str = "1ph"
+    ) -> None:
         self.p = platform
         self.say = say
         self.s = Summary(grid=platform.o.grid)
         self.fault_branch = fault_branch
         self.fault_iso = ""
+        self.fault_kind = fault_kind
 
     async def _api(self, http: Any, method: str, path: str, body: Any = None) -> Any:
         r = await http.request(
@@ -456,12 +466,12 @@ class Scenario:
             # 2. a fault
             branch = self.fault_branch or pick_fault_branch(doc)
             zone, border = faulted_zone(doc, branch)
-            s.fault_branch, s.fault_kind, s.fault_fraction = branch, "1ph", 0.5
+            s.fault_branch, s.fault_kind, s.fault_fraction = branch, self.fault_kind, 0.5
             s.faulted_zone = sorted(zone)
             healthy = [n.id for n in doc.nodes if n.id not in zone]
             s.healthy_nodes = len(healthy)
             self.say(
-                f"[bold]scenario 2/3[/bold] fault: single-phase-to-ground on {branch} at 50 % (through the dashboard's API)"
+                f"[bold]scenario 2/3[/bold] fault: {KIND_NAMES.get(self.fault_kind, self.fault_kind)} on {branch} at 50 % (through the dashboard's API)"
             )
             t_fault = time.monotonic()
             self.fault_iso = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -469,7 +479,12 @@ class Scenario:
                 http,
                 "POST",
                 "/api/faults",
-                {"branch_id": branch, "kind": "1ph", "position": 0.5, "resistance_ohm": 0.001},
+                {
+                    "branch_id": branch,
+                    "kind": self.fault_kind,
+                    "position": 0.5,
+                    "resistance_ohm": 0.001,
+                },
             )
             grid = await self._wait_trip(http, 10)
             s.tripped = sorted(
@@ -495,7 +510,29 @@ class Scenario:
                     "  The demo restores supply itself by operator switching through the dashboard's API (labelled MANUAL, not FLISR)."
                 )
                 await self._manual_restoration(http, zone, border, healthy, t_fault)
+            if s.completed:
+                await self._hold(http, healthy, HOLD_S)
         return s
+
+    async def _hold(self, http: Any, healthy: list[str], seconds: float) -> None:
+        """A restoration counts only if it lasts: watch the healthy part for a while (a second,
+        spurious FLISR run or a protection trip would undo it)."""
+        s = self.s
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            ok = await self._healthy_energised(http, healthy)
+            if ok < len(healthy):
+                s.completed = False
+                s.healthy_energised = ok
+                st = await self._status(http)
+                trips = sorted(b for b, c in st["grid"]["switches"].items() if not c)
+                s.notes.append(
+                    f"restoration did not hold: {len(healthy) - ok} healthy nodes dark again "
+                    f"{time.monotonic() - t0:.1f} s later (open switches now: {', '.join(trips)})"
+                )
+                return
+            await asyncio.sleep(0.2)
+        self.say(f"  the healthy part stayed energised for {seconds:.0f} s")
 
     async def _wait_trip(self, http: Any, timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -645,6 +682,7 @@ def demo(
     no_scenario: bool = typer.Option(
         False, "--no-scenario", help="start everything, play no scenario"
     ),
+    fault_kind: str = typer.Option("1ph", "--fault-kind", help="1ph | 2ph | 2ph-g | 3ph"),
     fault_branch: str | None = typer.Option(
         None,
         "--fault-branch",
@@ -662,6 +700,11 @@ def demo(
         root.setLevel(logging.WARNING)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if fault_kind not in KIND_NAMES:
+        console.print(
+            f"[red]error:[/red] --fault-kind {fault_kind!r} is not one of {', '.join(KIND_NAMES)}"
+        )
+        raise typer.Exit(2)
     cfg = Config()
     port = port or free_port()
     dashboard_port = dashboard_port or free_port()
@@ -690,7 +733,7 @@ def demo(
         admin_token=cfg.admin_token_value(),
     )
     try:
-        code = asyncio.run(_run(opts, headless, duration, no_scenario, fault_branch))
+        code = asyncio.run(_run(opts, headless, duration, no_scenario, fault_branch, fault_kind))
     except BrokerError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -703,6 +746,7 @@ async def _run(
     duration: float | None,
     no_scenario: bool,
     fault_branch: str | None,
+    fault_kind: str = "1ph",
 ) -> int:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -778,7 +822,7 @@ async def _run(
 
         scenario_task: asyncio.Task[Summary] | None = None
         if not no_scenario:
-            sc = Scenario(plat, console.print, fault_branch)
+            sc = Scenario(plat, console.print, fault_branch, fault_kind)
             scenario_task = asyncio.create_task(sc.run())
         t_ready = time.monotonic()
         while not stop.is_set():

@@ -268,9 +268,14 @@ function renderFlisr() {
   const rec = S.flisr, svg = $("flisr-timeline");
   svg.replaceChildren();
   if (!rec) { $("flisr-summary").textContent = "no FLISR run yet"; return; }
-  const keys = ["faulted_section", "fault_branch", "located_branch", "distance_m", "isolated", "restored", "total_ms", "outcome"];
+  const loc = rec.location || {};
   const parts = [];
-  for (const k of keys) if (rec[k] !== undefined && rec[k] !== null) parts.push(`${k.replace(/_/g, " ")}: ${Array.isArray(rec[k]) ? rec[k].join(", ") : typeof rec[k] === "object" ? JSON.stringify(rec[k]) : rec[k]}`);
+  if (rec.outcome) parts.push(`outcome: ${rec.outcome}`);
+  if (loc.section_id) parts.push(`located: ${loc.section_id} (${loc.from_node}–${loc.to_node}), ${Math.round(loc.distance_m)} m from ${loc.from_node}, by ${loc.device_id}`);
+  if (rec.isolated_switches) parts.push(`isolated: ${rec.isolated_switches.join(", ") || "—"}`);
+  if (rec.closed_switches) parts.push(`closed: ${rec.closed_switches.join(", ") || "—"}`);
+  if (rec.total_s !== undefined) parts.push(`total ${ms(rec.total_s * 1000)}`);
+  if (rec.problems && rec.problems.length) parts.push(`problems: ${rec.problems.join("; ")}`);
   $("flisr-summary").textContent = parts.join(" · ") || "FLISR record received";
   const steps = S.flisrSteps;
   if (!steps.length) return;
