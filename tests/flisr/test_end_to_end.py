@@ -27,7 +27,7 @@ from gridedge.contracts.flisr import FlisrRecord
 from gridedge.contracts.topics import Plane, topic
 from gridedge.node.backends import make_backends
 from gridedge.node.runtime import Node, NodeOptions
-from gridedge.twin.faults import Fault
+from gridedge.twin.client import TwinClient
 from gridedge.twin.model import Twin
 from gridedge.twin.server import TwinServer, TwinService, TwinServiceOptions
 from gridedge.twin.telemetry import MeterAccuracy
@@ -147,8 +147,10 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
             await asyncio.sleep(0.2)
         await asyncio.sleep(2.0)  # fault_capture's references settle on healthy readings
 
-        fault = Fault("L-A2-A3", 0.5, "1ph", "a", 0.001)
-        twin.apply_fault(fault)
+        async with TwinClient(srv.url) as operator:  # inject the fault as an operator would
+            await operator.apply_fault(
+                "L-A2-A3", fraction=0.5, kind="1ph", phases="a", r_f_ohm=0.001
+            )
         deadline = time.monotonic() + 60
         while not records:
             assert time.monotonic() < deadline, "no FLISR record within 60 s"
@@ -163,7 +165,8 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
         assert rec.outcome == "restored", rec.problems
         assert all(op.ok and op.confirmed_ns for op in rec.operations)
         # the twin: faulted section dead, the healthy part of feeder A back in supply
-        twin.clear_fault()  # the crew repairs later; what is energised now is FLISR's work
+        async with TwinClient(srv.url) as operator:  # the crew repairs; energised = FLISR's work
+            await operator.clear_fault()
         st = twin.state
         for n in ("SS-A1", "SS-A2", "SS-A3", "SS-A4", "SS-A5", "SS-A6", "SS-A4-LV"):
             assert st.is_energised(n), n

@@ -144,6 +144,11 @@ class FaultLocationApp:
         return tw
 
     def locate(self, ctx: Any, own: FaultRecord) -> FaultLocation:
+        if own.pre is None or own.during is None:
+            raise ValueError(
+                f"record {own.record_id} of the head meter has no phasors (kind {own.kind!r}: "
+                f"{own.note or 'no waveform'}); impedance-based location needs them"
+            )
         from gridedge.flisr.location import HeadPhasors, SagReport, locate
         from gridedge.flisr.twin_model import build_feeder
         from gridedge.twin.state import MeasurementPoint
@@ -180,7 +185,7 @@ class FaultLocationApp:
         estimate: dict[str, complex] = {}
         for r in others:
             m = next((x for x in meters if x.id == r.device_id), None)
-            if m is None or m.node_id not in info0.transformer_of_lv:
+            if m is None or m.node_id not in info0.transformer_of_lv or r.pre is None:
                 continue
             v = np.array(r.pre.voltage_complex())
             i = np.array(r.pre.current_complex())
@@ -197,11 +202,15 @@ class FaultLocationApp:
         )
         sags = []
         for r in others:
-            if r.device_id in info.model.meter_views:
+            if r.device_id not in info.model.meter_views:
+                continue
+            if r.pre is not None and r.during is not None:
                 pre_v = np.abs(np.array(r.pre.voltage_complex()))
                 dur_v = np.abs(np.array(r.during.voltage_complex()))
-                if pre_v.size == 3 and np.all(pre_v > 0):
-                    sags.append(SagReport(r.device_id, pre_v, dur_v))
+            else:  # an RMS-only meter: its logged sag minimum against its pre-fault RMS
+                pre_v, dur_v = np.array(r.pre_rms_v), np.array(r.min_rms_v)
+            if pre_v.size == 3 and np.all(pre_v > 0):
+                sags.append(SagReport(r.device_id, pre_v, dur_v))
         res = locate(info.model, head, sags, refine=self.params["refine"])
         b = res.best
         sec = info.model.sections[info.model.section_index[b.section_id]]

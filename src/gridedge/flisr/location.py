@@ -413,10 +413,10 @@ def _locate(
         head = equalise_voltage_channels(head)
     t_cls = time.perf_counter()
     c_mean = np.zeros(3, dtype=complex)
+    model.settle_loads(head.v_pre)
     if compensate_loads:
         model.compensate_loads(head.v_pre, head.i_pre)
     else:
-        model.build()
         i_model_pre = model.head_current(head.v_pre, model.no_fault(head.v_pre))
         c_mean = head.i_pre / i_model_pre - 1.0
     sw = sweep(model, head, cls)

@@ -1,0 +1,69 @@
+"""The FLISR apps refuse bad parameters with a sentence naming the parameter, and the contracts
+refuse malformed payloads naming the field."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from gridedge.apps.fault_location import FaultLocationApp
+from gridedge.apps.params import ParamError
+from gridedge.apps.reconfiguration import ReconfigurationApp
+from gridedge.contracts.flisr import FaultLocation
+
+
+def test_fault_location_params() -> None:
+    app = FaultLocationApp()
+    with pytest.raises(ParamError, match="'grid'"):
+        app._apply({})
+    with pytest.raises(ParamError, match="'meters'"):
+        app._apply({"grid": "turin-2feeder", "meters": ["M2"]})
+    with pytest.raises(ParamError, match="'sag_wait_s'"):
+        app._apply({"grid": "turin-2feeder", "sag_wait_s": -1})
+    with pytest.raises(ParamError, match="bogus"):
+        app._apply({"grid": "turin-2feeder", "bogus": 1})
+    ok = app._apply({"grid": "turin-2feeder", "meters": {"M2": "SS-A4-LV"}})
+    assert ok["sag_wait_s"] == 0.3 and ok["meters"] == {"M2": "SS-A4-LV"}
+
+
+def test_reconfiguration_params() -> None:
+    app = ReconfigurationApp()
+    with pytest.raises(ParamError, match="switch_device"):
+        app._apply({"grid": "turin-2feeder"})
+    with pytest.raises(ParamError, match="'method'"):
+        app._apply({"grid": "turin-2feeder", "switch_device": "SWGW", "method": "guess"})
+    app.params = app._apply(
+        {"grid": "turin-2feeder", "switch_devices": {"TIE-AB": "TIE1"}, "switch_device": "SWGW"}
+    )
+    assert app.device_for("TIE-AB") == "TIE1"
+    assert app.device_for("CB-A") == "SWGW"
+
+
+def test_fault_location_contract_names_the_field() -> None:
+    base = dict(
+        device_id="M1",
+        grid="g",
+        record_id="r",
+        section_id="L",
+        from_node="a",
+        to_node="b",
+        distance_m=10.0,
+        distance_from_head_m=10.0,
+        section_length_m=100.0,
+        r_f_ohm=1.0,
+        fault_kind="slg",
+        phases="a",
+        confidence=0.5,
+        inception_ns=1,
+        detected_ns=2,
+        window_captured_ns=3,
+        located_ns=4,
+        compute_s=0.01,
+    )
+    FaultLocation(**base)
+    with pytest.raises(ValidationError, match="distance_m"):
+        FaultLocation(**{**base, "distance_m": -1.0})
+    with pytest.raises(ValidationError, match="phases"):
+        FaultLocation(**{**base, "phases": "x"})
+    with pytest.raises(ValidationError, match="confidence"):
+        FaultLocation(**{**base, "confidence": 2.0})
