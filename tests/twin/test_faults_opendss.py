@@ -22,14 +22,18 @@ def _dss_name(s: str) -> str:
     return s.lower().replace("-", "_")
 
 
-def build_opendss(twin: Twin, fault: Fault | None, feeder: str = "A") -> None:
+def build_opendss(twin: Twin, fault: Fault | None, feeder: str | None = "A") -> None:
+    """``feeder``: build only that feeder of turin-2feeder (its own source); None: everything."""
     net = twin.net
     bus = net.bus["name"].to_dict()
-    keep = {b for b, n in bus.items() if twin.grid.node_feeder.get(n) == feeder} | {
-        b for b, n in bus.items() if n == "TIE"
-    }
     eg = net.ext_grid.iloc[0]
-    assert bus[int(eg["bus"])] == f"HV-{feeder}"
+    if feeder is None:
+        keep = set(bus)
+    else:
+        keep = {b for b, n in bus.items() if twin.grid.node_feeder.get(n) == feeder} | {
+            b for b, n in bus.items() if n == "TIE"
+        }
+        assert bus[int(eg["bus"])] == f"HV-{feeder}"
     keep.add(int(eg["bus"]))
     vn = float(net.bus.at[int(eg["bus"]), "vn_kv"])
     z = vn**2 / float(eg["s_sc_max_mva"])
@@ -52,7 +56,7 @@ def build_opendss(twin: Twin, fault: Fault | None, feeder: str = "A") -> None:
             f"new transformer.{_dss_name(tr['name'])} phases=3 windings=2 "
             f"buses=[{_dss_name(bus[int(tr['hv_bus'])])} {_dss_name(bus[int(tr['lv_bus'])])}] "
             f"conns=[delta wye] leadlag=lead kvs=[{tr['vn_hv_kv']} {tr['vn_lv_kv']}] kvas=[{sn} {sn}] "
-            f"xhl={x} %r={tr['vkr_percent'] / 2} %noloadloss={tr['pfe_kw'] / sn * 100} "
+            f"xhl={x} %rs=[{tr['vkr_percent'] / 2} {tr['vkr_percent'] / 2}] %noloadloss={tr['pfe_kw'] / sn * 100} "
             f"%imag={math.sqrt(max(tr['i0_percent'] ** 2 - (tr['pfe_kw'] / sn * 100) ** 2, 0))}"
         )
     for _, ln in net.line.iterrows():
@@ -83,7 +87,8 @@ def build_opendss(twin: Twin, fault: Fault | None, feeder: str = "A") -> None:
             continue
         cmds.append(
             f"new line.{_dss_name(sw['name'])} bus1={_dss_name(bus[a])} "
-            f"bus2={_dss_name(bus[b])} switch=yes"
+            f"bus2={_dss_name(bus[b])} switch=yes r1=1e-7 x1=1e-7 r0=1e-7 x0=1e-7 c1=0 c0=0 "
+            "length=1 units=none"  # OpenDSS's default switch is 1 mOhm: not negligible on LV
         )
     for _, ld in net.load.iterrows():
         if int(ld["bus"]) not in keep:
@@ -94,6 +99,18 @@ def build_opendss(twin: Twin, fault: Fault | None, feeder: str = "A") -> None:
             f"conn=wye kv={kv} kw={ld['p_mw'] * 1000} kvar={ld['q_mvar'] * 1000} model=1 "
             f"vminpu=0.5 vmaxpu=1.5"
         )
+    if "asymmetric_load" in net:
+        for _, ld in net.asymmetric_load.iterrows():
+            if int(ld["bus"]) not in keep:
+                continue
+            ph = next(k for k, c in enumerate("abc") if ld[f"p_{c}_mw"] != 0)
+            kv = net.bus.at[int(ld["bus"]), "vn_kv"] / math.sqrt(3)
+            c = "abc"[ph]
+            cmds.append(
+                f"new load.{_dss_name(ld['name'])} bus1={_dss_name(bus[int(ld['bus'])])}.{ph + 1} "
+                f"phases=1 conn=wye kv={kv} kw={ld[f'p_{c}_mw'] * 1000} "
+                f"kvar={ld[f'q_{c}_mvar'] * 1000} model=1 vminpu=0.5 vmaxpu=1.5"
+            )
     cmds.append("set voltagebases=[220 22 0.4]")
     cmds.append("calcvoltagebases")
     dss.Text.Commands("\n".join(cmds))
@@ -103,11 +120,14 @@ def _to_const_z() -> None:
     """Each load becomes the impedance drawing its solved power at its solved voltage."""
     for name in dss.Loads.AllNames():
         dss.Circuit.SetActiveElement(f"Load.{name}")
-        p = sum(dss.CktElement.Powers()[0:6:2])
-        q = sum(dss.CktElement.Powers()[1:6:2])
-        dss.Circuit.SetActiveBus(dss.CktElement.BusNames()[0].split(".")[0])
-        vpu = np.mean(dss.Bus.puVmagAngle()[0:6:2])
+        nph = dss.CktElement.NumPhases()
+        pw = dss.CktElement.Powers()
+        p = sum(pw[0 : 2 * nph : 2])
+        q = sum(pw[1 : 2 * nph : 2])
+        mags = dss.CktElement.VoltagesMagAng()[0 : 2 * nph : 2]
         dss.Loads.Name(name)
+        base = dss.Loads.kV() * 1000 / (math.sqrt(3) if nph == 3 else 1.0)
+        vpu = float(np.mean(mags)) / base
         dss.Loads.Model(2)
         dss.Loads.kW(p / vpu**2)
         dss.Loads.kvar(q / vpu**2)
@@ -206,10 +226,45 @@ def test_fault_with_loads_matches_opendss(twin: Twin, kind, branch, fraction, rf
     if kind == "2ph-g":  # OpenDSS's element f carries the ground current
         faulted = np.abs(st.fault_current.sum(keepdims=True))
     # a 2ph fault element has one conductor in OpenDSS: the same current in both phases
-    np.testing.assert_allclose(faulted, np.resize(ref["fault"], faulted.shape), rtol=0.01)
-    np.testing.assert_allclose(np.abs(st.branch_current("CB-A")), ref["head"], rtol=0.01)
+    # issue 3 asks for 1 %; the two engines agree to ~0.002 %, so hold them to 0.2 %
+    np.testing.assert_allclose(faulted, np.resize(ref["fault"], faulted.shape), rtol=2e-3)
+    np.testing.assert_allclose(np.abs(st.branch_current("CB-A")), ref["head"], rtol=2e-3)
     for node, key in (("SS-A6", "v_ss_a6"), ("SS-A1", "v_ss_a1"), ("SS-A4-LV", "v_m2")):
         got = np.abs(st.node_voltage(node))
-        # 1 % of the pre-fault voltage (a faulted phase near 0 V has no meaningful relative error)
+        # 0.2 % of the pre-fault voltage (a faulted phase near 0 V has no meaningful relative
+        # error)
         scale = np.abs(twin.solve().node_voltage(node)).max()
-        assert np.max(np.abs(got - ref[key])) < 0.01 * scale, (node, got, ref[key])
+        assert np.max(np.abs(got - ref[key])) < 2e-3 * scale, (node, got, ref[key])
+
+
+@pytest.mark.parametrize(
+    ("kind", "phases", "rf"),
+    [("1ph", "b", 0.05), ("2ph", "bc", 0.02), ("2ph-g", "ab", 0.02)],
+)
+def test_lv_fault_with_single_phase_customers_matches_opendss(kind, phases, rf) -> None:
+    """Unbalanced single-phase loads (lv-residential): the twin's per-phase load impedances in
+    the short-circuit solve against OpenDSS's single-phase loads."""
+    lv = Twin.from_name("lv-residential")
+    f = Fault("L-B2-3", 0.5, kind, phases, rf)
+    st = lv.compute_fault(f)
+    build_opendss(lv, f, feeder=None)
+    dss.Solution.Solve()
+    assert dss.Solution.Converged()
+    pre = np.abs(_element_currents("Line.sw_b1"))
+    np.testing.assert_allclose(np.abs(lv.solve().branch_current("SW-B1")), pre, rtol=5e-3)
+    _to_const_z()
+    dss.Text.Commands(_fault_cmd(f, "fpt"))
+    dss.Solution.Solve()
+    assert dss.Solution.Converged()
+    faulted = np.abs(st.fault_current[f.phase_index])
+    ref = np.abs(_element_currents("Fault.f"))
+    if kind == "2ph-g":
+        faulted = np.abs(st.fault_current.sum(keepdims=True))
+    np.testing.assert_allclose(faulted, np.resize(ref, faulted.shape), rtol=2e-3)
+    # a healthy branch keeps its unbalanced load currents, phase by phase
+    np.testing.assert_allclose(
+        np.abs(st.branch_current("SW-B1")), np.abs(_element_currents("Line.sw_b1")), rtol=2e-3
+    )
+    np.testing.assert_allclose(
+        np.abs(st.branch_current("SW-B2")), np.abs(_element_currents("Line.sw_b2")), rtol=2e-3
+    )
