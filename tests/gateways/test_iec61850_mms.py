@@ -184,7 +184,7 @@ async def test_thesis_meter_joins_the_platform_and_buffered_reports(platform, br
     """A meter registered through the thesis API becomes a catalog device, its REST readings are
     published as Telemetry on the data plane, served over MMS and reported through the BRCB."""
     cat = platform.catalog
-    gw = platform()
+    gw = platform(buffered_reports=True)
     seen: list[Telemetry] = []
     sub = MqttClient(brokers.data.url, "test-tele")
     sub.subscribe(

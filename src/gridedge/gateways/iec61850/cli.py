@@ -155,6 +155,9 @@ def serve(
     mms_base_port: int = typer.Option(10102, help="first MMS port; 0 = any free port"),
     meters_per_shard: int = typer.Option(100, min=1, help="meters per MMS server at start"),
     ctl_model: m.CtlModel = typer.Option(m.CtlModel.SBO_ENHANCED, help="CSWI1.Pos ctlModel"),
+    buffered_reports: bool = typer.Option(
+        False, help="a BRCB per meter (each makes every update of its server dearer)"
+    ),
     data_dir: Path | None = typer.Option(None, help="default: $GRIDEDGE_DATA_DIR"),
 ) -> None:
     """Run the gateway: thesis REST API + REST mapping on HOST:PORT, MMS shards from the base port."""
@@ -174,6 +177,7 @@ def serve(
         base_port=mms_base_port,
         meters_per_shard=meters_per_shard,
         ctl_model=ctl_model,
+        buffered_reports=buffered_reports,
     )
     runner = GatewayRunner(opts, host=host, port=port).start()
     gw = runner.gateway

@@ -61,6 +61,7 @@ class GatewayOptions:
     base_port: int = 0  # 0: any free port per shard
     meters_per_shard: int = 100
     ctl_model: m.CtlModel = m.CtlModel.SBO_ENHANCED
+    buffered_reports: bool = False  # a BRCB per meter: see model.rcb_instances for the cost
     sync_period_s: float = 0.5
     debounce_s: float = 0.05
     command_timeout_s: float = 10.0
@@ -183,6 +184,7 @@ class Gateway:
             node_id=row.node_id,
             grid=row.grid,
             voltage_kv=kv,
+            buffered_reports=self.opts.buffered_reports,
         )
 
     async def _place(self, rows: list[MeterRow]) -> None:

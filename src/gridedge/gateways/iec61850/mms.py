@@ -170,7 +170,7 @@ class MeterNode:
             | iec.RPT_OPT_REASON_FOR_INCLUSION
             | iec.RPT_OPT_DATA_SET
         )
-        for name, buffered in m.rcb_instances():
+        for name, buffered in m.rcb_instances(spec.buffered_reports):
             iec.ReportControlBlock_create(
                 name,
                 lln0,

@@ -193,8 +193,8 @@ def _ied(root: etree._Element, s: m.MeterSpec, opts: SclOptions) -> None:
     _sub(
         srv,
         "ConfReportControl",
-        max=str(m.URCB_INSTANCES + m.BRCB_INSTANCES),
-        bufMode="both",
+        max=str(len(m.rcb_instances(s.buffered_reports))),
+        bufMode="both" if s.buffered_reports else "unbuffered",
         bufConf="false",
     )
     _sub(srv, "GetCBValues")
@@ -229,10 +229,10 @@ def _ied(root: etree._Element, s: m.MeterSpec, opts: SclOptions) -> None:
             doName=f.do,
             fc=f.fc,
         )
-    for name, buffered, count in (
-        (m.URCB_NAME, False, m.URCB_INSTANCES),
-        (m.BRCB_NAME, True, m.BRCB_INSTANCES),
-    ):
+    rcbs = [(m.URCB_NAME, False, m.URCB_INSTANCES)]
+    if s.buffered_reports:
+        rcbs.append((m.BRCB_NAME, True, m.BRCB_INSTANCES))
+    for name, buffered, count in rcbs:
         rc = _sub(
             ln0,
             "ReportControl",
