@@ -634,7 +634,7 @@ def _figure(r: dict[str, Any], path: Path) -> None:
         "total": 10.5,
     }
     y = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(9, 4.8))
+    fig, ax = plt.subplots(figsize=(9, 5.6))
     h = 0.2
     ax.barh(y - 1.5 * h, ours_m, h, label="gridedge, median", color="#4c9f70")
     ax.barh(y - 0.5 * h, ours_w, h, label="gridedge, worst case", color="#1f6f43")
@@ -657,7 +657,7 @@ def _figure(r: dict[str, Any], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("time (s, log scale)")
     ax.set_title(f"FLISR time per step on {r['grid']} (cf. seed 001 Fig. 11)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8)
     ax.grid(axis="x", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

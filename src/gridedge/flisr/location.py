@@ -178,7 +178,7 @@ def _subtree_admittances(model: FeederModel) -> dict[str, np.ndarray]:
 def _loop(kind: FaultKind, phases: str, v: np.ndarray, zi: np.ndarray, i_f: np.ndarray):
     """(voltage, loop drop per unit length, fault current) of the fault loop."""
     p = PHASES.index(phases[0])
-    if kind == FaultKind.LL:
+    if kind in (FaultKind.LL, FaultKind.LLG):  # LLG: the two phases are joined, V_b = V_c
         q = PHASES.index(phases[1])
         return v[p] - v[q], zi[p] - zi[q], i_f[p]
     return v[p], zi[p], i_f[p]
@@ -192,8 +192,8 @@ def sweep(model: FeederModel, head: HeadPhasors, cls: Classification) -> list[Ca
     for ld in model.loads:
         y_load[ld.node] = y_load.get(ld.node, 0) + model.load_admittance(ld)
     kind, phases = cls.kind, cls.phases
-    if kind in (FaultKind.THREE_PHASE, FaultKind.LLG):
-        phases = PHASES[int(np.argmax(cls.delta_i_a))] if kind == FaultKind.THREE_PHASE else phases
+    if kind == FaultKind.THREE_PHASE:
+        phases = PHASES[int(np.argmax(cls.delta_i_a))]
     out: list[Candidate] = []
     # currents into each head section: split the measured current by the subtree admittances
     state: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -311,7 +311,7 @@ def _zoom(
     """Continuous refinement of (d, Rf) by shrinking vectorised grids around the best point:
     one model call per pass, so a candidate costs a few milliseconds (a generic optimiser
     with numerical derivatives needed ten times more calls for the same answer)."""
-    dd_span = 1.0 / 40
+    dd_span = 1.0 / 25
     rf_span = max(2.0, 0.5 * rf0)
     best = (cost0, d0, rf0)
     for k_pass in range(passes):
@@ -319,8 +319,8 @@ def _zoom(
         ds = np.clip(dc + np.linspace(-dd_span, dd_span, n), 0.0, 1.0)
         rs = np.clip(rc + np.linspace(-rf_span, rf_span, n), 0.0, RF_MAX)
         if k_pass == 0:  # the whole section once: the coarse grid's d is often a wrong valley
-            ds = np.linspace(0.0, 1.0, 41)
-            rs = np.clip(rc + np.linspace(-max(5.0, rc), max(5.0, rc), 21), 0.0, RF_MAX)
+            ds = np.linspace(0.0, 1.0, 26)
+            rs = np.clip(rc + np.linspace(-max(5.0, rc), max(5.0, rc), 13), 0.0, RF_MAX)
         dg, rg = np.meshgrid(ds, rs, indexing="ij")
         dg, rg = dg.ravel(), rg.ravel()
         res = prob.residuals(sec, dg, _yf_batch(kind, phases, rg))
@@ -357,8 +357,37 @@ def _lsq(prob, sec, kind, phases, d0, rf0, cost0):
     return float(sol.x[0]), float(sol.x[1]), c
 
 
+def _neighbourhood(model: FeederModel, seeds: set[str], hops: int) -> set[str] | None:
+    """Sections within ``hops`` sections of the sweep's candidates (None: search everything,
+    when the sweep found nothing)."""
+    if not seeds:
+        return None
+    by_node: dict[str, list[str]] = {}
+    for s in model.sections:
+        by_node.setdefault(s.from_node, []).append(s.id)
+        by_node.setdefault(s.to_node, []).append(s.id)
+    out = set(seeds)
+    frontier = set(seeds)
+    for _ in range(hops):
+        nxt: set[str] = set()
+        for sid in frontier:
+            s = model.sections[model.section_index[sid]]
+            nxt.update(by_node.get(s.from_node, []))
+            nxt.update(by_node.get(s.to_node, []))
+        frontier = nxt - out
+        out |= nxt
+    return out
+
+
 def _kinds_to_try(cls: Classification) -> list[tuple[FaultKind, str]]:
+    """A two-phase fault is fitted as LL and as LLG only when the ground test is ambiguous
+    (a high-resistance ground path carries little zero-sequence current)."""
     if cls.kind in (FaultKind.LL, FaultKind.LLG):
+        ratio = cls.i0_a / max(float(cls.delta_i_a.max()), 1e-9)
+        if ratio < 0.02:
+            return [(FaultKind.LL, cls.phases)]
+        if ratio > 0.25:
+            return [(FaultKind.LLG, cls.phases)]
         return [(FaultKind.LL, cls.phases), (FaultKind.LLG, cls.phases)]
     return [(cls.kind, cls.phases)]
 
@@ -388,17 +417,20 @@ def _locate(
     balance_head_voltage: bool = True,
     refine: int = 3,
     refine_method: str = "zoom",
+    hops: int | None = 2,
 ) -> LocationResult:
     """Locate the fault on ``model`` from the head phasors and the meters' sag reports.
 
-    ``current_accuracy``/``angle_accuracy_deg`` are the head instruments' systematic limits (class
-    0.5: 0.5 % and 0.5°), the prior of the head gain. With ``compensate_loads`` False the load
-    data are taken as measured (every secondary's meter, pre-fault) and the head's current
+    ``current_accuracy``/``angle_accuracy_deg`` are the head instruments' systematic limits
+    (class 0.5: 0.5 % and 0.5°), the prior of the head gain. With ``compensate_loads`` False the
+    load data are taken as measured (every secondary's meter, pre-fault) and the head's current
     channels are *calibrated* against them before the fault: the prior of the head gain is then
-    centred on that calibration with ``calibration_accuracy`` (the aggregate error of the load
-    readings, per unit), which is what pins the reactance at high fault resistance; ``random_error`` is the per-reading noise of
-    phasors and RMS values (systematic meter errors cancel in a sag depth, noise does not). ``refine`` sections (best after the coarse search) get a
-    continuous least-squares fit of position and Rf."""
+    centred on that calibration with ``calibration_accuracy`` (aggregate error of the load
+    readings, per unit). ``random_error`` is the per-reading noise of phasors and RMS values
+    (systematic meter errors cancel in a sag depth, noise does not). ``refine`` sections (best
+    after the coarse search) get a continuous refinement of position and Rf. ``hops``: the coarse search covers the
+    sweep's candidate sections and their neighbours up to this many sections away (None: every
+    section)."""
     t0 = time.perf_counter()
     sags = sags or []
     if not model.sections:
@@ -413,10 +445,10 @@ def _locate(
         head = equalise_voltage_channels(head)
     t_cls = time.perf_counter()
     c_mean = np.zeros(3, dtype=complex)
-    model.settle_loads(head.v_pre)
     if compensate_loads:
         model.compensate_loads(head.v_pre, head.i_pre)
     else:
+        model.settle_loads(head.v_pre)
         i_model_pre = model.head_current(head.v_pre, model.no_fault(head.v_pre))
         c_mean = head.i_pre / i_model_pre - 1.0
     sw = sweep(model, head, cls)
@@ -454,9 +486,11 @@ def _locate(
     dd, rr = np.meshgrid(D_GRID, RF_GRID, indexing="ij")
     dd, rr = dd.ravel(), rr.ravel()
     coarse: list[tuple[float, Section, FaultKind, str, float, float]] = []
+    search = _neighbourhood(model, {c.section_id for c in sw}, hops) if hops else None
+    sections = [s for s in model.sections if search is None or s.id in search]
     for kind, phases in _kinds_to_try(cls):
         yf = _yf_batch(kind, phases, rr)
-        for sec in model.sections:
+        for sec in sections:
             res = prob.residuals(sec, dd, yf)
             cost = np.sum(res**2, axis=1)
             k = int(np.argmin(cost))

@@ -259,22 +259,23 @@ class FeederModel:
     ) -> complex:
         """Scale the load data so the model draws what the head meter measured before the fault
         (forecast errors are mostly common-mode; the head meter is the one reading that sees
-        them all). Returns the measured-minus-model complex power before correction."""
+        them all), each load drawing its power at its own pre-fault voltage (see
+        :meth:`settle_loads`). Returns the measured-minus-model power before correction."""
         s_meas = complex(np.sum(v_head_pre * np.conj(i_head_pre)))
         first = None
         for _ in range(iterations):
             self.build()
-            i_mod = self.head_current(v_head_pre, self.no_fault(v_head_pre))
+            v = self.no_fault(v_head_pre)
+            i_mod = self.head_current(v_head_pre, v)
             s_mod = complex(np.sum(v_head_pre * np.conj(i_mod)))
             delta = s_meas - s_mod
             if first is None:
                 first = delta
             total_p = sum(ld.s_va.real for ld in self.loads) or 1.0
             for ld in self.loads:
+                ld.v_ph = float(np.mean(np.abs(v[self.node_index[ld.node]])))
                 share = ld.s_va.real / total_p if total_p else 1 / len(self.loads)
                 ld.s_va = ld.s_va + delta * share
-            if abs(delta) < 1e-4 * max(abs(s_meas), 1.0):
-                break
         self.build()
         return first if first is not None else 0j
 
