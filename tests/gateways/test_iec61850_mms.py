@@ -313,3 +313,36 @@ async def test_live_model_matches_the_scd(platform) -> None:
                     name,
                     do.get("name"),
                 )
+
+
+async def test_disconnected_meter_turns_questionable(platform) -> None:
+    """The catalog's liveness verdict reaches SCADA as IEC 61850 quality, not stale numbers."""
+    cat, relay = platform.catalog, platform.relay
+    meter, _ = await cat.provisioned(
+        "Q1", capabilities=Capabilities(phases=3), update_period_s=0.3, liveness_timeout_s=1.0
+    )
+    gw = platform()
+    await meter_address(gw, "Q1")
+    relay.telemetry("Q1", 231.0, 1.0)
+    h = admin_headers()
+    async with httpx.AsyncClient(base_url=gw.url) as c:
+
+        async def value(path: str) -> Any:
+            return (await c.get(f"/iec61850/Q1MTR/{path}", headers=h)).json().get("value")
+
+        async def alive_and_measured() -> bool:
+            await meter.check_in()  # the meter keeps checking in: connected
+            return (await value("MMXU1/TotW/q") or {}).get("validity") == "good" and (
+                await value("LLN0/Health/stVal")
+            ) == 1
+
+        await until(alive_and_measured, 5, "first reading of a live meter")
+        assert await value("LPHD1/Proxy/stVal") is False
+
+        async def questionable() -> bool:
+            return (await value("MMXU1/TotW/q") or {}).get("validity") == "questionable"
+
+        await until(questionable, 8, "disconnection seen")  # it stopped checking in
+        assert await value("LLN0/Health/stVal") == 2  # Warning
+        assert await value("LPHD1/Proxy/stVal") is True
+        assert await value("MMXU1/TotW/mag/f") == pytest.approx(3 * 231.0 * 0.9)  # kept, flagged
