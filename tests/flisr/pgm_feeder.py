@@ -64,7 +64,7 @@ def solve(fault: tuple[str, float, str, str, float] | None = None) -> dict[str, 
     vpre = None
     if fault is not None:
         vpre = solve(None)["v"]
-    names = ["H"] + sorted({ln.to for ln in LINES})
+    names = ["H", *sorted({ln.to for ln in LINES})]
     lines = list(LINES)
     extra_node = None
     if fault is not None:
@@ -112,7 +112,7 @@ def solve(fault: tuple[str, float, str, str, float] | None = None) -> dict[str, 
         ld["p_specified"][k] = p / 3 * scale
         ld["q_specified"][k] = p / 3 * np.tan(np.arccos(PF)) * scale
     if fault is not None:
-        _, _, kind, phases, rf = fault
+        _, _, _kind, phases, rf = fault
         g = (U_LL / np.sqrt(3)) ** 2 / max(rf, 1e-4)
         ld["node"][-1] = nid["F"]
         ld["p_specified"][-1] = [g if ph in phases else 0.0 for ph in "abc"]

@@ -75,11 +75,11 @@ def test_classification_of_the_four_fault_types() -> None:
 
 
 def test_bad_inputs_name_the_field() -> None:
-    with pytest.raises(LocationError, match="head.v_pre"):
+    with pytest.raises(LocationError, match=r"head\.v_pre"):
         HeadPhasors(np.zeros(2), np.zeros(3), np.zeros(3), np.zeros(3))
     with pytest.raises(LocationError, match="no fault"):
         classify(HeadPhasors(np.ones(3), np.ones(3), np.ones(3), np.ones(3)))
-    model, head, sags = _pgm_case(("L3", 0.5, "slg", "a", 1.0))
+    model, head, _ = _pgm_case(("L3", 0.5, "slg", "a", 1.0))
     with pytest.raises(LocationError, match="M-unknown"):
         locate(model, head, [SagReport("M-unknown", np.ones(3), np.ones(3))])
 

@@ -138,9 +138,12 @@ class FaultLocationApp:
         portion = getattr(ctx, "grid", None)
         if portion is not None:
             for br in portion.branches:
-                if br.switchable and br.id in tw.switch_ids:
-                    if tw.switch_states().get(br.id) != br.closed:
-                        tw.operate(br.id, br.closed)
+                if (
+                    br.switchable
+                    and br.id in tw.switch_ids
+                    and tw.switch_states().get(br.id) != br.closed
+                ):
+                    tw.operate(br.id, br.closed)
         return tw
 
     def locate(self, ctx: Any, own: FaultRecord) -> FaultLocation:

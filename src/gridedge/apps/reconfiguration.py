@@ -52,6 +52,7 @@ class ReconfigurationApp:
         self.records: list[FlisrRecord] = []
         self.busy = asyncio.Lock()
         self.handled: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
         unknown(params, KNOWN, NAME)
@@ -124,7 +125,9 @@ class ReconfigurationApp:
             if loc.record_id in self.handled:
                 return  # QoS 1 redelivery
             self.handled.add(loc.record_id)
-            asyncio.ensure_future(self._flisr(ctx, loc, received))
+            task = asyncio.ensure_future(self._flisr(ctx, loc, received))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
         return handle
 

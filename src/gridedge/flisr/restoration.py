@@ -485,11 +485,11 @@ def milp(
         pp_ = [(P + i, float(sg)) for i, sg in inc[z]]
         if z in srcs:
             k = srcs.index(z)
-            rows.add(ff + [(SS + k, 1.0)], 0, 0)
-            rows.add(pp_ + [(SP + k, 1.0)], float(g.zone_load_w[z]), float(g.zone_load_w[z]))
+            rows.add([*ff, (SS + k, 1.0)], 0, 0)
+            rows.add([*pp_, (SP + k, 1.0)], float(g.zone_load_w[z]), float(g.zone_load_w[z]))
         else:
-            rows.add(ff + [(Y + z, -1.0)], 0, 0)
-            rows.add(pp_ + [(Y + z, -float(g.zone_load_w[z]))], 0, 0)
+            rows.add([*ff, (Y + z, -1.0)], 0, 0)
+            rows.add([*pp_, (Y + z, -float(g.zone_load_w[z]))], 0, 0)
     h = highspy.Highs()
     h.silent()
     h.setOptionValue("time_limit", time_limit_s)

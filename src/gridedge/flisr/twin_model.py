@@ -110,9 +110,8 @@ def build_feeder(
     for lid, ln in lines.items():
         if not closed[lid]:
             continue
-        for a, b in ((ln.from_node, ln.to_node), (ln.to_node, ln.from_node)):
+        for a in (ln.from_node, ln.to_node):
             adj.setdefault(find(a), []).append(lid)
-        _ = b
     head_group = find(start)
     if find(head_side) == head_group:
         raise ValueError(
