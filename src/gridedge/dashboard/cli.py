@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -114,3 +115,15 @@ def historian(
             store.close()
 
     asyncio.run(main())
+
+
+@app.command()
+def bench(
+    repeats: int = typer.Option(3, min=1, help="demo start-ups to time"),
+    messages: int = typer.Option(20000, min=100, help="telemetry messages for the historian test"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
+) -> None:
+    """Benchmark: command → ready dashboard, historian ingest per batch size, /api/state latency."""
+    from gridedge.dashboard.bench import run
+
+    run(repeats=repeats, messages=messages, json_out=json_out)
