@@ -245,6 +245,11 @@ class _Bench:
         self.affected = min(affected, devices)
         self.workers = workers
         self.feeders = max(1, -(-devices // self.affected))
+        # A real fleet starts auto-updating right after its own provisioning; here the sustained
+        # phase starts only once the whole fleet is provisioned (~30-40 s for 10,000), so the
+        # fleet's timeout is set long enough that the first devices are not declared dead in
+        # between (the silent device keeps the default 3 x period).
+        self.fleet_timeout = max(3 * period, 120.0)
         self.tmp = Path(tempfile.mkdtemp(prefix="gridedge-bench-catalog-"))
         self.admin_token = secrets.token_urlsafe(32)
         self.results: dict[str, Any] = {"devices": devices}
@@ -259,7 +264,11 @@ class _Bench:
         self.brokers = EmbeddedBrokers.create(workdir=self.tmp / "mqtt").start()
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDEDGE_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("GRIDEDGE_") or k == "GRIDEDGE_DEBUG_STALLS"
+        }
         env.update(GRIDEDGE_DATA_DIR=str(self.tmp), GRIDEDGE_ADMIN_TOKEN=self.admin_token)
         self.log = open(self.tmp / "catalog.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -320,6 +329,7 @@ class _Bench:
                     area=f"F{self._feeder_of(i)}",
                 ),
                 update_period_s=self.period,
+                liveness_timeout_s=self.fleet_timeout,
                 apps=[{"name": "telemetry", "version": "1.0.0", "params": {"period_s": 1}}],
             )
             for i in range(self.n)
@@ -426,6 +436,9 @@ class _Bench:
             progress.update(task, completed=self.duration)
             results = [f.result() for f in futs]
         cpu1 = _proc_cpu_s(self.proc.pid) if self.proc else float("nan")
+        import httpx
+
+        health = httpx.get(self.url + "/v1/health", timeout=10).json()
         # the silent device may be detected after the load ended: wait up to timeout + 5 s
         deadline = last_heard + timeout_s + 5
         while "at" not in detected and time.time() < deadline:
@@ -470,6 +483,9 @@ class _Bench:
             "client_processes": self.workers,
             "connections_per_process": conns,
             "timeline": timeline,
+            "catalog_loop_lag_max_ms": health.get("loop_lag_max_ms"),
+            "catalog_loop_stalls": health.get("loop_stalls"),
+            "disconnections_during_run": health.get("disconnections"),
             "catalog_cpu_s": cpu1 - cpu0,
             "catalog_cpu_us_per_check_in": (cpu1 - cpu0) / max(answered, 1) * 1e6,
         }

@@ -219,6 +219,11 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
             "mgmt_broker_connected": service.publisher.connected,
             "pending_pushes": service.publisher.pending,
             "check_ins": service.check_ins,
+            "not_modified": service.not_modified,
+            "loop_lag_max_ms": round(service.loop_lag_max_s * 1e3, 1),
+            "loop_stalls": service.stalls,
+            "disconnections": service.disconnections,
+            "reconnections": service.reconnections,
         }
 
     @app.post(

@@ -20,7 +20,11 @@ import gc
 import hashlib
 import json
 import logging
+import os
+import sys
+import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -245,6 +249,12 @@ class CatalogService:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self.check_ins = 0
+        self.loop_lag_max_s = 0.0
+        self.disconnections = 0
+        self.reconnections = 0
+        self._recovered: list[str] = []
+        self.stalls = 0  # event-loop stalls longer than 0.25 s
+        self._beat = time.monotonic()
         self.not_modified = 0
         self.pushes = 0
 
@@ -315,7 +325,12 @@ class CatalogService:
         self._tasks = [
             asyncio.create_task(self._sweeper(), name="catalog-liveness"),
             asyncio.create_task(self._flusher(), name="catalog-last-seen"),
+            asyncio.create_task(self._lag_monitor(), name="catalog-loop-lag"),
         ]
+        if os.environ.get("GRIDEDGE_DEBUG_STALLS"):
+            threading.Thread(
+                target=self._stall_watchdog, args=(threading.get_ident(),), daemon=True
+            ).start()
         if self.options.freeze_heap:
             _freeze_heap()
         log.info("catalog started: %d devices, %d grids", len(self.devices), len(self.topologies))
@@ -824,7 +839,8 @@ class CatalogService:
         if e.status != DeviceStatus.CONNECTED and e.token_hash:
             e.status = DeviceStatus.CONNECTED
             e.status_since = now
-            log.info("%s connected again", e.id)
+            self.reconnections += 1
+            self._recovered.append(e.id)  # logged by the sweeper, in one line when many
             self._publish_status(e)
 
     def check_in(self, e: DeviceEntry, if_none_match: str | None) -> bytes | None:
@@ -898,7 +914,9 @@ class CatalogService:
         )
 
     def sweep(self, now: float | None = None) -> list[DeviceEntry]:
-        """Mark silent devices disconnected (seed 001 §IV-A); returns the ones that changed."""
+        """Mark silent devices disconnected (seed 001 §IV-A); returns the ones that changed.
+        Each transition is logged once; a wave of them (a feeder losing supply, a network cut)
+        is logged as one line rather than thousands."""
         now = time.time() if now is None else now
         lost = []
         for e in self.devices.values():
@@ -910,14 +928,29 @@ class CatalogService:
                 e.status = DeviceStatus.DISCONNECTED
                 e.status_since = now
                 self._dirty.add(e.id)
+                self._publish_status(e)
+                lost.append(e)
+        self.disconnections += len(lost)
+        if len(lost) <= 5:
+            for e in lost:
                 log.warning(
                     "%s disconnected: silent for %.2f s (timeout %.2f s)",
                     e.id,
-                    now - e.last_seen,
+                    now - (e.last_seen or now),
                     e.timeout_s,
                 )
-                self._publish_status(e)
-                lost.append(e)
+        else:
+            log.warning(
+                "%d devices disconnected (silent longer than their timeout): %s, …",
+                len(lost),
+                ", ".join(e.id for e in lost[:5]),
+            )
+        back, self._recovered = self._recovered, []
+        if len(back) <= 5:
+            for device_id in back:
+                log.info("%s connected again", device_id)
+        else:
+            log.info("%d devices connected again: %s, …", len(back), ", ".join(back[:5]))
         return lost
 
     async def _sweeper(self) -> None:
@@ -949,6 +982,29 @@ class CatalogService:
         except Exception:
             log.exception("could not store %d last-seen time-stamps; retrying", len(changes))
             self._dirty |= ids
+
+    async def _lag_monitor(self) -> None:
+        """How late the event loop runs a 50 ms timer: the delay every request waits behind."""
+        while True:
+            t = time.monotonic()
+            self._beat = t
+            await asyncio.sleep(0.05)
+            lag = time.monotonic() - t - 0.05
+            self.loop_lag_max_s = max(self.loop_lag_max_s, lag)
+            if lag > 0.25:
+                self.stalls += 1
+
+    def _stall_watchdog(self, loop_thread: int) -> None:
+        """Debugging aid (GRIDEDGE_DEBUG_STALLS=1): log where the loop is stuck."""
+        last = 0.0
+        while True:
+            time.sleep(0.1)
+            lag = time.monotonic() - self._beat
+            if lag > 0.3 and time.monotonic() - last > 1.0:
+                last = time.monotonic()
+                frame = sys._current_frames().get(loop_thread)
+                stack = "".join(traceback.format_stack(frame)[-10:]) if frame else "?"
+                log.warning("event loop stalled %.2f s at:\n%s", lag, stack)
 
     async def _flusher(self) -> None:
         while True:
