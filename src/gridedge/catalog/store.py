@@ -13,12 +13,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, select, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridedge.catalog.models import AppPackageRow, AppStateRow, DeviceRow, TopologyRow
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_COLUMN = {"meta": "metadata"}  # attribute name -> column name where they differ
 
 
 def make_engine(url: str) -> Engine:
@@ -82,15 +83,23 @@ class Store:
         return found
 
     def update_devices(self, changes: list[dict[str, Any]]) -> None:
-        """Bulk UPDATE by primary key; each dict holds ``id`` and the columns to set."""
+        """Bulk UPDATE by primary key; each dict holds ``id`` and the columns to set (attribute
+        names of DeviceRow). One Core executemany per column set: the last-seen flush of 1,000
+        devices a second must cost milliseconds, not the ORM's per-row bookkeeping."""
         if not changes:
             return
+        table = DeviceRow.__table__
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for c in changes:
-            by_columns.setdefault(tuple(sorted(c)), []).append(c)
-        with self.session() as s, s.begin():
-            for group in by_columns.values():
-                s.execute(update(DeviceRow), group)
+            by_columns.setdefault(tuple(sorted(k for k in c if k != "id")), []).append(c)
+        with self.engine.begin() as conn:
+            for cols, group in by_columns.items():
+                stmt = (
+                    table.update()
+                    .where(table.c.id == bindparam("b_id"))
+                    .values({_COLUMN.get(c, c): bindparam(f"b_{c}") for c in cols})
+                )
+                conn.execute(stmt, [{f"b_{k}": v for k, v in g.items()} for g in group])
 
     def delete_device(self, device_id: str) -> None:
         with self.session() as s, s.begin():
