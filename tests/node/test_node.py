@@ -111,3 +111,21 @@ async def test_version_change_swaps_at_once_on_push(
 ) -> None:
     swap_s = await _swap_scenario(catalog_server, make_node, tmp_path, signing_key, push=True)
     assert swap_s < 1.5  # the update period is 30 s: only the push explains this
+
+
+async def test_presence_will_and_heartbeats(catalog_server: Any, make_node: Any) -> None:
+    secret = await register(catalog_server, "P1", [COUNTER], period=1.0)
+    mgmt_url = catalog_server.brokers.mgmt.url
+    async with Collector(mgmt_url, subscription(Plane.MGMT, "P1")) as col:
+        node = await make_node("P1", secret)
+        await col.wait_for(lambda: len(col.on("heartbeat")) >= 2, 5)
+        await col.wait_for(lambda: [b["online"] for _, b in col.on("presence")] == [True], 5)
+        # an unclean drop of the management connection: the broker publishes the will...
+        node.planes[Plane.MGMT].client._client._connection._transport.abort()
+        await col.wait_for(lambda: [b["online"] for _, b in col.on("presence")][-1:] == [False], 5)
+        # ...and the node, reconnected by itself, announces itself again
+        await col.wait_for(
+            lambda: [b["online"] for _, b in col.on("presence")] == [True, False, True], 10
+        )
+    hb = col.on("heartbeat")[-1][1]
+    assert hb["device_id"] == "P1" and hb["settings_version"] == node.settings.version

@@ -53,6 +53,11 @@ def builtin_entry(name: str, extra: dict[str, str] | None = None) -> str | None:
     registered = _entry_points()
     if name in registered:
         return registered[name]
+    return _module_entry(name)
+
+
+@functools.cache
+def _module_entry(name: str) -> str | None:
     module = f"gridedge.apps.{name.replace('-', '_')}"
     try:
         spec = importlib.util.find_spec(module)
@@ -108,7 +113,7 @@ class AppManager:
         self.runners: dict[str, AppRunner] = {}
         self.assignments: dict[str, AppAssignment] = {}
         self.app_state: dict[str, dict[str, Any]] = {}  # ctx.state, kept across restarts/updates
-        self._refused: dict[tuple[str, str, str | None], str] = {}
+        self._refused: dict[tuple[str, str, str | None, str | None], str] = {}
         self._lock = asyncio.Lock()
         self._ledger_path = self.state_dir / "installed.json"
         self.ledger: dict[str, dict[str, Any]] = self._load_ledger()
@@ -216,7 +221,7 @@ class AppManager:
                 await self._reparameterise(runner, a)
             self.assignments[a.name] = a
             return
-        key = (a.name, a.version, a.sha256)
+        key = (a.name, a.version, a.sha256, a.signature)
         if key in self._refused:
             return  # already refused and reported; wait for a different assignment
         t0 = time.perf_counter()

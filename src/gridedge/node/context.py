@@ -60,6 +60,7 @@ class NodeAppContext:
         self.last_alive = time.monotonic()
         self.published = 0
         self._subs: list[tuple[Plane, int]] = []
+        self._topics: dict[tuple[str, str | None, str], tuple[Plane, str]] = {}
         self._app_loop: asyncio.AbstractEventLoop | None = None  # set for blocking apps
         self._node_thread = threading.get_ident()  # contexts are created on the node's loop
         self.closed = False
@@ -98,8 +99,14 @@ class NodeAppContext:
         if self.closed:
             return  # a stopped instance (e.g. the old version after a swap) no longer speaks
         data = payload.to_json() if isinstance(payload, Message) else bytes(payload)
-        p = Plane(plane)
-        t = topic(p, device_id or self.device_id, stream)
+        key = (plane, device_id, stream)
+        cached = self._topics.get(key)
+        if cached is None:  # building (and validating) a topic costs more than the publish
+            cached = self._topics[key] = (
+                Plane(plane),
+                topic(plane, device_id or self.device_id, stream),
+            )
+        p, t = cached
         self.published += 1
         if self._on_node_loop():
             self._host.enqueue(p, t, data, qos, retain)

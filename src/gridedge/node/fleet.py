@@ -103,7 +103,7 @@ class FleetOptions:
     prefix: str | None = None
     start_index: int = 0
     update_period_s: float = 60.0
-    concurrency: int = 64
+    concurrency: int = 16  # httpcore's pool scans every connection per request: keep it small
     register: bool = True
     apps: list[dict[str, Any]] = field(default_factory=list)  # default: telemetry at interval_s
     daq_factory: Callable[[str, int], Any] | None = None

@@ -87,7 +87,17 @@ def run(
             transient=True,
         ) as bar:
             task = bar.add_task(f"booting {meters} meters", total=meters)
-            await fleet.start(lambda n: bar.advance(task, n))
+            booting = asyncio.create_task(fleet.start(lambda n: bar.advance(task, n)))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({booting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not booting.done():  # Ctrl-C while booting: stop what is up, then leave
+                booting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await booting
+                await fleet.stop()
+                return fleet.stats()
+            stopper.cancel()
+            booting.result()
         s = fleet.stats()
         if ready_file:
             ready_file.write_text(json.dumps(s))

@@ -148,6 +148,14 @@ class PlaneLink:
             will = (node.presence_topic, node.presence_payload(False), 1, True)
         client = MqttClient(endpoint, client_id=f"{node.device_id}-{self.plane.value}", will=will)
         tracker = track_acks(client)
+
+        # announce presence on every (re)connect, not only the first: after an unclean drop the
+        # broker has published the retained "offline" will
+        def connected(gm: Any, flags: int, rc: int, properties: object) -> None:
+            client._on_connect(gm, flags, rc, properties)
+            self.node.on_plane_connected(self)
+
+        client._client.on_connect = connected
         for pattern in self._handlers:
             client.subscribe(pattern, self._dispatcher(pattern), qos=self._qos[pattern])
         self.outbox.attach(client, tracker)
@@ -183,7 +191,6 @@ class PlaneLink:
                     endpoint.url,
                 )
                 self.failed_logged = False
-            self.node.on_plane_connected(self)
             return  # gmqtt reconnects by itself from now on
 
     async def close(self) -> None:
