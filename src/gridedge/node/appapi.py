@@ -4,6 +4,12 @@ Kept as small as mosaik's simulator API (DESIGN.md §3): an app is a class with 
 (a coroutine that runs until cancelled) and optionally ``on_params(params)`` (re-parameterise in
 place, without a restart). The node runtime gives it an :class:`AppContext`; the same app runs on
 a meter (edge), a fog host or a cloud host, only the context's backends differ.
+
+The runtime (:mod:`gridedge.node.context`) implements AppContext. Supervision reads two optional
+settings — from a package's manifest, or for a built-in app module from a module-level
+``MANIFEST = {"watchdog_s": 30, "blocking": False, "params_schema": {...}}``: an app that neither
+sleeps through ``ctx.sleep`` nor calls ``ctx.alive`` within ``watchdog_s`` is restarted, and a
+``blocking`` app runs on its own thread. docs/apps.md is the guide.
 """
 
 from __future__ import annotations
