@@ -282,6 +282,16 @@ class _Problem:
     def residuals(self, sec: Section, d: np.ndarray, yf: np.ndarray) -> np.ndarray:
         """(k, n_res) weighted residuals for fault fractions d (k,) and admittances yf (k,3,3)."""
         v_w, i_sim, _ = self.model.fault_response(sec, d, yf, self.head.v_during, self.watch)
+        return self._residuals(v_w, i_sim)
+
+    def costs_all(self, d: np.ndarray, yf: np.ndarray) -> np.ndarray:
+        """(S, k) costs of every section at once."""
+        v_w, i_sim = self.model.fault_response_all(d, yf, self.head.v_during, self.watch)
+        S, k = i_sim.shape[:2]
+        res = self._residuals(v_w.reshape(S * k, *v_w.shape[2:]), i_sim.reshape(S * k, 3))
+        return np.sum(res**2, axis=1).reshape(S, k)
+
+    def _residuals(self, v_w: np.ndarray, i_sim: np.ndarray) -> np.ndarray:
         i_meas = self.head.i_during[None]
         wi, wc = 1 / self.sigma_i**2, 1 / self.sigma_c**2
         c = (np.conj(i_sim) * (i_meas - i_sim) * wi + self.c_mean * wc) / (
@@ -291,9 +301,9 @@ class _Problem:
         rc = (c - self.c_mean) / self.sigma_c
         parts = [ri.real, ri.imag, rc.real, rc.imag]
         if self.watch:
-            vm = np.abs(np.einsum("wij,kwj->kwi", np.asarray(self.views), v_w))
+            vm = np.abs((np.asarray(self.views)[None] @ v_w[..., None])[..., 0])
             r = vm / self.v_pre_model[None]
-            parts.append(((r - self.r_meas[None]) / self.sigma_r).reshape(len(d), -1))
+            parts.append(((r - self.r_meas[None]) / self.sigma_r).reshape(len(i_sim), -1))
         return np.concatenate(parts, axis=1)
 
 
@@ -417,7 +427,7 @@ def _locate(
     balance_head_voltage: bool = True,
     refine: int = 3,
     refine_method: str = "zoom",
-    hops: int | None = 2,
+    hops: int | None = None,
 ) -> LocationResult:
     """Locate the fault on ``model`` from the head phasors and the meters' sag reports.
 
@@ -487,14 +497,15 @@ def _locate(
     dd, rr = dd.ravel(), rr.ravel()
     coarse: list[tuple[float, Section, FaultKind, str, float, float]] = []
     search = _neighbourhood(model, {c.section_id for c in sw}, hops) if hops else None
-    sections = [s for s in model.sections if search is None or s.id in search]
     for kind, phases in _kinds_to_try(cls):
         yf = _yf_batch(kind, phases, rr)
-        for sec in sections:
-            res = prob.residuals(sec, dd, yf)
-            cost = np.sum(res**2, axis=1)
-            k = int(np.argmin(cost))
-            coarse.append((float(cost[k]), sec, kind, phases, float(dd[k]), float(rr[k])))
+        cost = prob.costs_all(dd, yf)  # (S, k): every section in one vectorised call
+        best_k = np.argmin(cost, axis=1)
+        for i, sec in enumerate(model.sections):
+            if search is not None and sec.id not in search:
+                continue
+            kb = int(best_k[i])
+            coarse.append((float(cost[i, kb]), sec, kind, phases, float(dd[kb]), float(rr[kb])))
     # the sweep's candidates get a start of their own (its d is often better than the grid's)
     sweep_starts = []
     for c in sw:

@@ -280,6 +280,91 @@ class FeederModel:
         return first if first is not None else 0j
 
     # ---------------------------------------------------------------- faults
+    def _stack(self, watch: list[str]) -> dict[str, np.ndarray]:
+        """Per-section blocks of the impedance matrix, stacked for every section at once
+        (cached per watch list: the coarse search evaluates all sections in one go)."""
+        key = (id(self.Z), tuple(watch))
+        cached = getattr(self, "_stack_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        n = len(self.nodes)
+        zpad = np.concatenate([self.Z, np.zeros((3 * n, 3), dtype=complex)], axis=1)
+        zpad = np.concatenate([zpad, np.zeros((3, 3 * n + 3), dtype=complex)], axis=0)
+        head_ix = n  # the padded zero block stands for the head (fixed voltage)
+
+        def ix(node: str) -> int:
+            return head_ix if node == self.head_node else self.node_index[node]
+
+        u = np.array([ix(s.from_node) for s in self.sections])
+        v = np.array([ix(s.to_node) for s in self.sections])
+        blocks = zpad.reshape(n + 1, 3, n + 1, 3).transpose(0, 2, 1, 3)  # (n+1, n+1, 3, 3)
+        w_idx = np.array([self.node_index[w] for w in watch], dtype=int)
+        nb = [self.node_index[c.to_node] for c in self.children.get(self.head_node, [])]
+        nb_idx = np.array(nb, dtype=int)
+        out = {
+            "u": u,
+            "v": v,
+            "zuu": blocks[u, u],
+            "zvv": blocks[v, v],
+            "zuv": blocks[u, v],
+            "zvu": blocks[v, u],
+            "z": np.stack([s.z for s in self.sections]),
+            # rows of the watched / head-neighbour nodes in the columns of u and v: (S, 3m, 3)
+            "zu_w": blocks[w_idx][:, u].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(w_idx), 3),
+            "zv_w": blocks[w_idx][:, v].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(w_idx), 3),
+            "zu_n": blocks[nb_idx][:, u].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(nb_idx), 3),
+            "zv_n": blocks[nb_idx][:, v].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(nb_idx), 3),
+            "head_u": np.array([s.from_node == self.head_node for s in self.sections]),
+            "w_idx": w_idx,
+            "nb_idx": nb_idx,
+        }
+        if len(nb_idx):
+            out["y_hf_nb"] = np.concatenate(
+                [self.Y_hf[:, 3 * j : 3 * j + 3] for j in nb_idx], axis=1
+            )
+        self._stack_cache = (key, out)
+        return out
+
+    def fault_response_all(
+        self, d: np.ndarray, y_fault: np.ndarray, v_head: np.ndarray, watch: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fault_response` for every section at once: v (S, k, w, 3), i_head (S, k, 3)."""
+        self.ensure_built()
+        st = self._stack(watch)
+        d = np.atleast_1d(np.asarray(d, dtype=float))
+        k = d.size
+        S = len(self.sections)
+        yf = np.broadcast_to(y_fault, (k, 3, 3))
+        v0 = self.no_fault(v_head)
+        v0p = np.concatenate([v0, v_head[None]], axis=0)  # head at the padded index
+        v0u, v0v = v0p[st["u"]], v0p[st["v"]]  # (S,3)
+        dd = d[None, :, None]
+        vf0 = (1 - dd) * v0u[:, None, :] + dd * v0v[:, None, :]  # (S,k,3)
+        d4 = d[None, :, None, None]
+        zff = (
+            (1 - d4) ** 2 * st["zuu"][:, None]
+            + d4**2 * st["zvv"][:, None]
+            + d4 * (1 - d4) * (st["zuv"] + st["zvu"] + st["z"])[:, None]
+        )  # (S,k,3,3)
+        m = np.eye(3) + yf[None] @ zff
+        i_f = np.linalg.solve(m, (yf[None] @ vf0[..., None]))[..., 0]  # (S,k,3)
+        a = ((1 - dd) * i_f).transpose(0, 2, 1)  # (S,3,k)
+        b = (dd * i_f).transpose(0, 2, 1)
+        nw = len(st["w_idx"])
+        if nw:
+            dv = st["zu_w"] @ a + st["zv_w"] @ b  # (S,3nw,k)
+            v_w = v0[st["w_idx"]][None, None] - dv.transpose(0, 2, 1).reshape(S, k, nw, 3)
+        else:
+            v_w = np.zeros((S, k, 0, 3), dtype=complex)
+        i_head = np.broadcast_to(self.Y_hh @ v_head, (S, k, 3)).copy()
+        if len(st["nb_idx"]):
+            v_nb = v0[st["nb_idx"]].reshape(-1)[None, :, None] - (
+                st["zu_n"] @ a + st["zv_n"] @ b
+            )  # (S,3nb,k)
+            i_head += (st["y_hf_nb"][None] @ v_nb).transpose(0, 2, 1)
+        i_head += st["head_u"][:, None, None] * (1 - dd) * i_f
+        return v_w, i_head
+
     def _z_col(self, node: str) -> np.ndarray:
         """Z[:, node] as (n, 3, 3) blocks; zero for the head (held at a fixed voltage)."""
         n = len(self.nodes)
