@@ -198,6 +198,9 @@ def run(
     json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
 ) -> None:
     """Time the demo to a ready dashboard, the historian's ingest per batch size, and /api/state."""
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)  # the root CLI logs INFO; keep the table readable
     results: dict[str, Any] = {"demo": [], "historian": []}
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("demo start-ups", total=repeats)
