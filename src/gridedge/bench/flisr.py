@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -407,12 +408,12 @@ def run(
     ] = None,
 ) -> None:
     """Fault location accuracy and FLISR timing, beside seeds 001 (Fig. 11) and 003 (Table II)."""
+    from gridedge.dsp import samples_per_cycle
     from gridedge.flisr.location import HeadPhasors
     from gridedge.node.backends.measure import ls_phasors
     from gridedge.twin.faults import Fault
     from gridedge.twin.model import Twin
     from gridedge.twin.waveforms import synthesize_window, window_phasors
-    from gridedge.dsp import samples_per_cycle
 
     rng = np.random.default_rng(seed)
     with console.status(f"building {grid}"):
@@ -506,6 +507,8 @@ def run(
         "sag_meters": sag_meters,
         "sag_meters_per_feeder": float(np.mean([len(f.sag_points) for f in feeders])),
         "twin_batch_s": batch_s,
+        "host_load_average_1min": os.getloadavg()[0],
+        "cpu_count": os.cpu_count(),
         "realistic": _summary(realistic),
         "realistic_rf_le_20": _summary(le20),
         "by_kind": {k: _summary([o for o in realistic if o.kind == k]) for k in KINDS},
@@ -586,6 +589,10 @@ def _print(r: dict[str, Any]) -> None:
         "531 (laptop)",
     )
     console.print(t)
+    console.print(
+        f"host load average (1 min) at the end: {r['host_load_average_1min']:.1f} on "
+        f"{r['cpu_count']} cores — timings scale with it"
+    )
     if "timeline" in r:
         t2 = Table(title="FLISR timeline per fault (real MQTT through Mosquitto)")
         for c in ("step", "median", "worst", "seed 001 (laptop / RPi, worst case)"):
