@@ -19,6 +19,7 @@ class RelayResponder:
         self.commands: list[Command] = []
         self.move_s = move_s
         self.stuck = stuck or set()  # relays that refuse to move (welded contacts)
+        self.ignore: set[str] = set()  # devices whose commands another relay answers
 
     async def start(self) -> RelayResponder:
         self.client.subscribe(subscription(Plane.DATA, "+", Stream.COMMAND), self._on_command, 1)
@@ -29,6 +30,8 @@ class RelayResponder:
         cmd = Command.from_json(payload)
         assert parse_topic(t).device_id == cmd.device_id
         self.commands.append(cmd)
+        if cmd.device_id in self.ignore:
+            return
         await asyncio.sleep(self.move_s)
         before = self.closed.get(cmd.device_id, True)
         want = cmd.action == CommandAction.CLOSE

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,68 +17,17 @@ from gridedge.contracts.catalog import Capabilities, GridLocation
 from gridedge.contracts.telemetry import Telemetry
 from gridedge.contracts.topics import Plane, Stream, topic
 from gridedge.gateways.iec61850 import model as m
-from gridedge.gateways.iec61850.gateway import GatewayOptions
 from gridedge.gateways.iec61850.scl import NS
-from gridedge.gateways.iec61850.server import GatewayRunner
-from tests.gateways.conftest import ADMIN, admin_headers, mms_connect
-from tests.gateways.relay import RelayResponder
+from tests.gateways.conftest import (
+    DBPOS_OFF,
+    DBPOS_ON,
+    admin_headers,
+    meter_address,
+    mms_connect,
+    until,
+)
 
 FC = iec61850.FC
-DBPOS_ON, DBPOS_OFF = b"\x80", b"@"  # Dbpos bit strings 10 / 01 as the Rust client returns them
-
-
-async def until(pred: Callable[[], Any], timeout_s: float = 5.0, what: str = "") -> Any:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout_s:
-        value = pred()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what or pred}")
-
-
-@pytest.fixture
-async def platform(catalog_server, brokers, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: a gateway wired to the catalog and both brokers, plus a relay responder."""
-    runners: list[GatewayRunner] = []
-    relay = await RelayResponder(brokers.data.url).start()
-
-    def make(**kw: Any) -> GatewayRunner:
-        opts = GatewayOptions(
-            data_dir=tmp_path / f"gw{len(runners)}",
-            admin_token=ADMIN,
-            data_broker=brokers.data.url,
-            mgmt_broker=brokers.mgmt.url,
-            catalog_url=catalog_server.url,
-            catalog_admin_token=catalog_server.admin_token,
-            sync_period_s=0.2,
-            command_timeout_s=3.0,
-            **kw,
-        )
-        runner = GatewayRunner(opts).start()
-        runners.append(runner)
-        return runner
-
-    make.relay = relay  # type: ignore[attr-defined]
-    make.catalog = catalog_server  # type: ignore[attr-defined]
-    try:
-        yield make
-    finally:
-        for r in runners:
-            r.stop()
-        await relay.stop()
-
-
-async def meter_address(gw: GatewayRunner, device_id: str, timeout_s: float = 5.0) -> str:
-    async with httpx.AsyncClient(base_url=gw.url) as c:
-
-        async def mms() -> str | None:
-            r = await c.get(f"/SmartMeter/{device_id}", headers=admin_headers())
-            return r.json().get("mms") if r.status_code == 200 else None
-
-        return await until(mms, timeout_s, f"{device_id} served over MMS")
 
 
 async def test_independent_client_browses_reads_operates_and_gets_reports(platform) -> None:
