@@ -24,7 +24,7 @@ def test_control_subscribers_are_released_and_duplicates_refused() -> None:
     a = Shard(0, [m.MeterSpec("DUP1")], m.CtlModel.SBO_ENHANCED, _never)
     a.start(None)
     b = Shard(1, [m.MeterSpec("DUP1")], m.CtlModel.SBO_ENHANCED, _never)
-    with pytest.raises(ShardStartError, match="DUP1MTR/CSWI1.Pos already registered"):
+    with pytest.raises(ShardStartError, match=r"DUP1MTR/CSWI1\.Pos already registered"):
         b.start(None)
     b.stop()
     a.stop()
