@@ -21,6 +21,7 @@ during-fault phasors include load current, unlike an IEC 60909 short circuit):
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,7 +278,9 @@ class Twin:
 
     def _set_state(self, st: GridState) -> None:
         self._state = st
-        self.history.append((st.time_ns, st))
+        # kept in time order even if a state is stamped earlier than the last one (a trip found
+        # late by a lazy read of a wall clock); state_at() relies on the order
+        bisect.insort_right(self.history, (st.time_ns, st), key=lambda x: x[0])
         if len(self.history) > 1000:
             del self.history[:-500]
 
@@ -652,7 +655,14 @@ class Twin:
             raise TwinError("fault", "a fault is already active; clear_fault() first")
         self._tick()
         t = self.clock.now_ns()
-        self._prefault = self.solve()
+        # the pre-fault state and the fault state both carry the inception time, so the history
+        # stays in time order on wall/accelerated clocks (the solve takes clock time)
+        sym = self._default_symmetric(None)
+        res = self._pf(sym)
+        self._pf_result, self._pf_symmetric = res, sym
+        pre = _with_time(self._state_from_pf(res, sym), t)
+        self._set_state(pre)
+        self._prefault = pre
         self.active_fault = fault
         breaker = self.protecting_breaker(fault)
         self.events.append(
