@@ -129,6 +129,11 @@ async def test_fault_from_the_page_is_located_isolated_and_restored_by_flisr(
                     await expect(page.get_by_test_id(f"node-{node}")).to_have_attribute(
                         "data-energised", "true", timeout=100
                     )
+            # the operator looks at M2's voltages: the outage and the restoration are in the chart
+            await page.get_by_test_id("device-M2").click()
+            await expect(page.locator("#chart-device")).to_contain_text("M2")
+            await page.wait_for_timeout(3500)  # next chart refresh
+            assert await page.locator("#chart polyline").count() == 3
             await page.screenshot(path=str(artifacts_dir / "dashboard-flisr.png"))
             assert not errors, errors
         except AssertionError:

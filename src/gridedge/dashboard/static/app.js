@@ -211,7 +211,7 @@ function renderMeters() {
     if (r && r.voltage_v) {
       const vmax = (S.vmax[d.id] = Math.max(S.vmax[d.id] || 0, ...r.voltage_v.filter((v) => v !== null)));
       phases = r.voltage_v.map((v, i) => v === null ? "" :
-        `<span class="ph ${v > 0.1 * vmax ? "live" : "dead"}" title="phase ${"abc"[i]}">${"abc"[i]} ${v >= 1000 ? (v / 1000).toFixed(2) + "k" : v.toFixed(0)}</span>`).join("");
+        `<span class="ph ${v > 0.1 * vmax ? "live" : "dead"}" title="phase ${"abc"[i]}">${"abc"[i]} ${v >= 1000 ? (v / 1000).toFixed(1) + "k" : v.toFixed(0)}</span>`).join("");
     }
     const supply = e === null ? '<span class="muted">–</span>' : e ? '<span class="badge online">supplied</span>' : '<span class="badge offline">NO SUPPLY</span>';
     const tr = document.createElement("tr");
@@ -296,7 +296,12 @@ function renderFlisr() {
 // ---------------------------------------------------------------- telemetry chart (SVG)
 async function renderChart() {
   const svg = $("chart");
-  if (!S.chartDevice) { const first = deviceRows().find((d) => S.latest[d.id]); if (first) S.chartDevice = first.id; }
+  if (!S.chartDevice) {
+    // the meter that last lost or regained supply is the one worth a look; else the first meter
+    const ev = S.events.find((e) => (e.kind === "last-gasp" || e.kind === "restore") && S.latest[e.device_id]);
+    const first = deviceRows().find((d) => S.latest[d.id]);
+    if (ev) S.chartDevice = ev.device_id; else if (first) S.chartDevice = first.id;
+  }
   if (!S.chartDevice) return;
   $("chart-device").textContent = `${S.chartDevice} — phase voltages, last 5 min`;
   const since = (Date.now() - 300000) * 1e6;
@@ -314,11 +319,14 @@ async function renderChart() {
   svg.appendChild(el("line", { x1: 45, y1: 10, x2: 45, y2: 125, stroke: "#999" }));
   svg.appendChild(el("text", { x: 0, y: 14, class: "lbl" }, vmax >= 1000 ? `${(vmax / 1000).toFixed(1)} kV` : `${vmax.toFixed(0)} V`));
   svg.appendChild(el("text", { x: 0, y: 125, class: "lbl" }, "0"));
+  const hms = (ns) => new Date(ns / 1e6).toISOString().substring(11, 19);
+  svg.appendChild(el("text", { x: 45, y: 138, class: "lbl", "text-anchor": "start" }, hms(t0)));
+  svg.appendChild(el("text", { x: 390, y: 138, class: "lbl", "text-anchor": "end" }, `${hms(t1)} UTC`));
   for (let ph = 0; ph < 3; ph++) {
     const line = pts.filter((p) => p[ph + 1] !== null).map((p) => `${X(p[0]).toFixed(1)},${Y(p[ph + 1]).toFixed(1)}`).join(" ");
     if (!line) continue;
     svg.appendChild(el("polyline", { points: line, fill: "none", stroke: PH_COL[ph], "stroke-width": 1.6, "stroke-dasharray": ["", "5 2", "1 2"][ph] }));
-    svg.appendChild(el("text", { x: 60 + ph * 40, y: 138, class: "lbl", fill: PH_COL[ph] }, `— ${"abc"[ph]}`));
+    svg.appendChild(el("text", { x: 150 + ph * 40, y: 138, class: "lbl", fill: PH_COL[ph] }, `— ${"abc"[ph]}`));
   }
 }
 
