@@ -140,3 +140,22 @@ def test_fault_on_a_dead_section_draws_nothing(twin: Twin) -> None:
     assert not [e for e in twin.events if e.kind == "trip"]
     with pytest.raises(TwinError, match="fault"):
         twin.apply_fault(Fault("L-A1-A2", 0.5))
+
+
+def test_history_is_in_time_order_on_a_running_clock() -> None:
+    clock = Clock(ClockMode.ACCELERATED, speed=50.0)
+    tw = Twin.from_name("turin-2feeder", clock=clock, trip_delay_s=0.2)
+    tw.solve()
+    tw.apply_fault(Fault("L-A2-A3", 0.5, "1ph"))
+    inception = tw.events[-1].time_ns
+    assert tw.prefault_state is not None and tw.prefault_state.time_ns == inception
+    import time
+
+    time.sleep(0.01)  # 0.5 s simulated: the trip is due
+    _ = tw.state
+    times = [t for t, _ in tw.history]
+    assert times == sorted(times)
+    assert tw.state_at(inception - 1).faulted is False
+    assert tw.state_at(inception).faulted is True
+    trip = next(e for e in tw.events if e.kind == "trip")
+    assert tw.state_at(trip.time_ns).faulted is False
