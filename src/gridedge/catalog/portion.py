@@ -28,6 +28,9 @@ class TopologyIndex:
     adjacency: dict[str, list[TopologyBranch]] = field(default_factory=dict)
     placements: dict[str, str] = field(default_factory=dict)  # device id -> node id
     _cache: dict[str, GridPortion] = field(default_factory=dict)
+    _feeders: dict[str, tuple[list[str], list[TopologyBranch], dict[str, str], str]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def build(cls, doc: TopologyDocument) -> TopologyIndex:
@@ -48,10 +51,25 @@ class TopologyIndex:
     def portion(self, node_id: str) -> GridPortion:
         cached = self._cache.get(node_id)
         if cached is None:
-            cached = self._cache[node_id] = self._compute(node_id)
+            nodes, branches, devices, content = self._feeder(node_id)
+            digest = hashlib.sha256(f"{content}|{node_id}".encode()).hexdigest()
+            cached = self._cache[node_id] = GridPortion(
+                grid=self.doc.grid,
+                topology_version=self.doc.version,
+                node_id=node_id,
+                nodes=nodes,
+                branches=branches,
+                devices=devices,
+                digest=digest,
+            )
         return cached
 
-    def _compute(self, start: str) -> GridPortion:
+    def _feeder(self, start: str) -> tuple[list[str], list[TopologyBranch], dict[str, str], str]:
+        """The reached set of ``start`` and its content digest. Every non-source node of a
+        feeder reaches the same set, so one search serves all of them."""
+        hit = self._feeders.get(start)
+        if hit is not None:
+            return hit
         reached = {start}
         queue = deque([start])
         while queue:
@@ -65,18 +83,20 @@ class TopologyIndex:
                 if other not in reached:
                     reached.add(other)
                     queue.append(other)
-        branches = [
-            b
-            for b in self.doc.branches
-            if (b.closed and b.from_node in reached and b.to_node in reached)
-            or (not b.closed and (b.from_node in reached or b.to_node in reached))
-        ]
+        seen: set[str] = set()
+        branches = []
+        for node in reached:
+            for b in self.adjacency.get(node, ()):
+                if b.id in seen:
+                    continue
+                if (b.closed and b.from_node in reached and b.to_node in reached) or not b.closed:
+                    seen.add(b.id)
+                    branches.append(b)
         branches.sort(key=lambda b: b.id)
         nodes = sorted(reached)
         devices = {d: n for d, n in sorted(self.placements.items()) if n in reached}
         content = {
             "grid": self.doc.grid,
-            "node_id": start,
             "nodes": nodes,
             "branches": [b.model_dump(mode="json") for b in branches],
             "devices": devices,
@@ -84,12 +104,11 @@ class TopologyIndex:
         digest = hashlib.sha256(
             json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()
-        return GridPortion(
-            grid=self.doc.grid,
-            topology_version=self.doc.version,
-            node_id=start,
-            nodes=nodes,
-            branches=branches,
-            devices=devices,
-            digest=digest,
-        )
+        result = (nodes, branches, devices, digest)
+        if self.kinds.get(start) == "source":
+            self._feeders[start] = result
+        else:
+            for node in reached:
+                if self.kinds.get(node) != "source":
+                    self._feeders[node] = result
+        return result
