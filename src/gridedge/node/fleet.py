@@ -29,12 +29,13 @@ from typing import Any
 import httpx
 
 from gridedge.broker.mosquitto import raise_fd_limit
-from gridedge.catalog.client import CatalogAdmin, CatalogError
+from gridedge.catalog.client import CatalogAdmin, CatalogClient, CatalogError
 from gridedge.clock import Clock, default_clock
 from gridedge.contracts.catalog import AppAssignment, DeviceKind, DeviceRegistration, GridLocation
 from gridedge.contracts.telemetry import Telemetry
 from gridedge.contracts.waveform import WaveformWindow
 from gridedge.node.runtime import Node, NodeOptions
+from gridedge.node.state import NodeState
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class Fleet:
         self.ids = meter_ids(self.prefix, opts.start_index, opts.meters)
         self.nodes: dict[str, Node] = {}
         self.boot_s: float | None = None
+        self.provision_s: float | None = None
         self.failed: dict[str, str] = {}
         self._http: httpx.AsyncClient | None = None
 
@@ -209,7 +211,38 @@ class Fleet:
         )
         sem = asyncio.Semaphore(self.opts.concurrency)
 
+        # Phase 1, self-configuration only: every meter provisions over REST and keeps its token
+        # and settings on disk, as a meter does at its first boot. Booting the nodes is then a
+        # check-in answered 304 — and no meter's telemetry competes with the others' boot.
+        async def provision(device_id: str) -> None:
+            async with sem:
+                state = NodeState(self.opts.state_root / device_id, durable=False)
+                if state.load_token() and state.load_settings()[0] is not None:
+                    return
+                secret = secrets.get(device_id)
+                if not secret:
+                    return  # Node.start reports the missing secret
+                client = CatalogClient(self.opts.catalog_url, device_id, client=self._http)
+                for attempt in range(6):
+                    try:
+                        answer = await client.provision(secret)
+                        break
+                    except CatalogError as exc:
+                        if (exc.status not in (0, 429) and exc.status < 500) or attempt == 5:
+                            self.failed[device_id] = str(exc)
+                            return
+                        await asyncio.sleep(0.5 * 2**attempt)
+                state.save_token(answer.token)
+                state.save_settings(answer.settings, client.etag)
+                if progress:
+                    progress(1)
+
+        await asyncio.gather(*(provision(d) for d in self.ids))
+        self.provision_s = time.perf_counter() - t0
+
         async def boot(k: int, device_id: str) -> None:
+            if device_id in self.failed:
+                return
             async with sem:
                 node = self._node(device_id, secrets.get(device_id), self.opts.start_index + k)
                 try:
@@ -218,8 +251,6 @@ class Fleet:
                     self.failed[device_id] = f"{type(exc).__name__}: {exc}"
                     return
                 self.nodes[device_id] = node
-                if progress:
-                    progress(1)
 
         await asyncio.gather(*(boot(k, d) for k, d in enumerate(self.ids)))
         # wait for both planes of every meter to be connected
@@ -251,6 +282,7 @@ class Fleet:
                 all(p.connected for p in n.planes.values()) for n in self.nodes.values()
             ),
             "boot_s": self.boot_s,
+            "provision_s": self.provision_s,
             "restarts": sum(
                 r.restarts for n in self.nodes.values() for r in n.apps.runners.values()
             ),
