@@ -240,3 +240,22 @@ def test_series_downsamples_and_validates(store: HistorianStore):
         store.series("M1", "volts")
     with pytest.raises(QueryError, match="end must not be before start"):
         store.series("M1", "voltage_v", start_ns=5, end_ns=1)
+
+
+async def test_a_full_buffer_drops_and_counts(mosquitto: MosquittoInstance, store: HistorianStore):
+    # nothing flushes until stop(): the buffer bound is what limits memory, and every drop counts
+    hist = await Historian(
+        store, mosquitto.url, batch_size=10_000, flush_interval_s=30, max_buffer=5
+    ).start()
+    pub = await MqttClient(mosquitto.url, "pub").connect()
+    try:
+        t0 = datetime.now(UTC)
+        for i in range(20):
+            pub.publish(topic(Plane.DATA, "M1", Stream.TELEMETRY), reading("M1", i, t0), qos=1)
+        await wait_for(lambda: hist.stats.received == 20)
+        assert hist.stats.dropped == 15 and hist.stats.reasons["buffer full"] == 15
+        assert hist.pending == 5
+    finally:
+        await pub.disconnect()
+        await hist.stop()
+    assert [r["seq"] for r in store.readings("M1")] == [0, 1, 2, 3, 4]
