@@ -429,6 +429,7 @@ class _Bench:
             resp = await silent.provision(self.silent_secret)
             await silent.check_in()
             last_heard = detected["heard"] = time.time()
+            start_wall = start_at
             timeout_s = resp.settings.liveness_timeout_s
             while not all(f.done() for f in futs):
                 progress.update(task, completed=min(self.duration, time.time() - start_at))
@@ -439,6 +440,7 @@ class _Bench:
         import httpx
 
         health = httpx.get(self.url + "/v1/health", timeout=10).json()
+        lag = dict(httpx.get(self.url + "/v1/health/loop", timeout=10).json()["lag_ms"])
         # the silent device may be detected after the load ended: wait up to timeout + 5 s
         deadline = last_heard + timeout_s + 5
         while "at" not in detected and time.time() < deadline:
@@ -457,6 +459,7 @@ class _Bench:
                 "answered": len(v),
                 "p50_ms": _pct(v, 0.5) * 1e3,
                 "p99_ms": _pct(v, 0.99) * 1e3,
+                "catalog_loop_lag_ms": lag.get(int(start_wall + sec)),
             }
             for sec, v in sorted(buckets.items())
         ]
@@ -587,6 +590,41 @@ class _Bench:
         await asyncio.gather(*(c.disconnect() for c in clients))
 
 
+def _plot(r: dict[str, Any], path: Path) -> None:
+    """Latency of the sustained check-ins second by second, beside the catalog's loop lag: shows
+    whether a slow second was the catalog's own work or the host taking its CPU away."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = r["check_ins"]["timeline"]
+    sec = [t["second"] for t in tl]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(sec, [t["p50_ms"] for t in tl], label="check-in latency p50")
+    ax.plot(sec, [t["p99_ms"] for t in tl], label="check-in latency p99")
+    ax.plot(
+        sec,
+        [t.get("catalog_loop_lag_ms") or 0 for t in tl],
+        ":",
+        label="catalog event-loop lag (max)",
+    )
+    ax.axhline(50, color="grey", lw=0.8, ls="--", label="target p99 50 ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("second of the sustained phase")
+    ax.set_ylabel("ms")
+    ci = r["check_ins"]
+    ax.set_title(
+        f"{r['devices']:,} devices, {ci['offered_per_s']:,.0f} check-ins/s offered, "
+        f"load average {r['load_average_at_start'][0]:.1f} on {r['cpus']} CPUs"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _verdicts(r: dict[str, Any]) -> dict[str, bool]:
     ci, fo, lv = r["check_ins"], r["fanout"], r["liveness"]
     return {
@@ -689,6 +727,7 @@ def run(
     affected: int = typer.Option(1000, "--affected", help="devices on the feeder that is switched"),
     workers: int = typer.Option(2, "--workers", help="client processes generating the load"),
     json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
+    plot: Path | None = typer.Option(None, "--plot", help="PNG of check-in latency over time"),
 ) -> None:
     """Registration, self-configuration, sustained auto-update, topology fan-out, liveness."""
     from gridedge.catalog.server import quiet_libraries
@@ -733,6 +772,9 @@ def run(
     console.print(
         "all targets met" if not missed else f"[yellow]targets missed: {', '.join(missed)}[/yellow]"
     )
+    if plot:
+        _plot(r, plot)
+        console.print(f"wrote {plot}")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(r, indent=2, default=str))

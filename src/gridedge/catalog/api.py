@@ -226,6 +226,11 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
             "reconnections": service.reconnections,
         }
 
+    @app.get("/v1/health/loop", tags=["service"])
+    async def loop_lag() -> dict[str, Any]:
+        """Per-second maximum event-loop lag of the last 10 minutes (epoch second, ms)."""
+        return {"lag_ms": [(sec, round(lag * 1e3, 1)) for sec, lag in service.lag_history]}
+
     @app.post(
         "/v1/devices",
         status_code=201,

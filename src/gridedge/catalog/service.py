@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -250,6 +251,7 @@ class CatalogService:
         self._tasks: list[asyncio.Task[None]] = []
         self.check_ins = 0
         self.loop_lag_max_s = 0.0
+        self.lag_history: deque[tuple[int, float]] = deque(maxlen=600)  # (second, max lag)
         self.disconnections = 0
         self.reconnections = 0
         self._recovered: list[str] = []
@@ -991,6 +993,12 @@ class CatalogService:
             await asyncio.sleep(0.05)
             lag = time.monotonic() - t - 0.05
             self.loop_lag_max_s = max(self.loop_lag_max_s, lag)
+            sec = int(time.time())
+            if self.lag_history and self.lag_history[-1][0] == sec:
+                if lag > self.lag_history[-1][1]:
+                    self.lag_history[-1] = (sec, lag)
+            else:
+                self.lag_history.append((sec, lag))
             if lag > 0.25:
                 self.stalls += 1
 
