@@ -475,8 +475,10 @@ def run(
                 fc.head, pre, st, pre_s=0.2, post_s=0.2, rate_hz=3200, adc_bits=12, rng=rng
             )
             k0 = w.inception_index or 0
-            pre_ph = window_phasors(w, k0 - 2 * n)
-            dur = ls_phasors(w.values(), 3200, 50.0, start=k0 + n // 2, first_sample_ns=w.start_ns)
+            # as the fault_capture app does: the cycle before inception, and a least-squares
+            # fit (fundamental + DC-offset polynomial) of the cycle one cycle after it
+            pre_ph = window_phasors(w, k0 - n)
+            dur = ls_phasors(w.values(), 3200, 50.0, start=k0 + n, first_sample_ns=w.start_ns)
             head = HeadPhasors(pre_ph[:3], pre_ph[3:], dur[:3], dur[3:])
             res, dt, model = _locate_one(fc, pre, st, rng, realistic=False, head_phasors=head)
             seed_out.append(_score(fc, model, res, f, dt))
