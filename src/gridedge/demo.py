@@ -237,6 +237,11 @@ class Platform:
                     "description": p.description,
                 }
             )
+        if flisr and not any(a["name"] == "fault_location" for d in plan for a in d["apps"]):
+            self.missing.append(
+                f"fault location: no measurement point of {grid!r} sits at a feeder breaker, so "
+                "FLISR's locator is not deployed and faults here are not located or restored"
+            )
         switches = list(self.twin.switch_ids)
         source = next((n.id for n in doc.nodes if n.kind == "source"), None)
         plan.append(
@@ -473,6 +478,7 @@ class Scenario:
             self.say(
                 f"[bold]scenario 2/3[/bold] fault: {KIND_NAMES.get(self.fault_kind, self.fault_kind)} on {branch} at 50 % (through the dashboard's API)"
             )
+            before = (await self._status(http))["grid"]["switches"]
             t_fault = time.monotonic()
             self.fault_iso = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             info = await self._api(
@@ -487,10 +493,9 @@ class Scenario:
                 },
             )
             grid = await self._wait_trip(http, 10)
+            # what protection opened: closed before the fault, open after it
             s.tripped = sorted(
-                b
-                for b, closed in grid["switches"].items()
-                if not closed and any(x.id == b and x.kind == "breaker" for x in doc.branches)
+                b for b, closed in grid["switches"].items() if not closed and before.get(b, False)
             )
             dark = sorted(n for n, e in grid["energised"].items() if not e)
             self.say(
