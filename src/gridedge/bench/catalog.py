@@ -672,7 +672,8 @@ def _table(r: dict[str, Any]) -> Table:
     )
     t.add_row(
         "check-ins sustained",
-        f"{ci['sustained_per_s']:,.0f}/s of {ci['offered_per_s']:,.0f}/s offered",
+        f"{ci['answered']:,} of {ci['sent']:,} answered at {ci['offered_per_s']:,.0f}/s offered "
+        f"({ci['sustained_per_s']:,.0f}/s incl. the drain)",
         f"≥ 1,000/s {ok('check_ins_per_s>=1000')}",
         "period set by operator",
     )
