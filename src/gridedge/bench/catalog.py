@@ -703,7 +703,7 @@ def _table(r: dict[str, Any]) -> Table:
         (f"{fan * 1e3:.0f} ms (PUT {fo['put_response_s'] * 1e3:.0f} ms)" if fan is not None
          else f"{fo['received']}/{fo['subscribers']} received"),
         f"< 1 s {ok('fanout<1s')}",
-        "MQTT < 500 ms below 90 % congestion",
+        "MQTT < 500 ms below 90 % MAN congestion (001)",
     )  # fmt: skip
     t.add_row(
         "pushes to unaffected devices",
