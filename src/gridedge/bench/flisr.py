@@ -293,7 +293,7 @@ async def _timeline(twin, pre, faults, states, feeders, fault_feeder, locs, rng,
             ref = hrms[:, : max(k0 - n, 1)].max(axis=1)
             over = np.flatnonzero((hrms[:, k0:] > 1.5 * ref[:, None] + 1.0).any(axis=0))
             det_samples = int(over[0]) + 1 if over.size else n
-            start = k0 + n // 2
+            start = k0 + n  # the during cycle the fault_capture app uses (one cycle after)
             ls_phasors(vals, 3200, 50.0, start=start, first_sample_ns=w.start_ns)
             dsp_s = time.perf_counter() - t_dsp
             steps["detection"] = det_samples / 3200
