@@ -74,3 +74,32 @@ async def test_registered_but_never_provisioned_devices_are_not_swept(catalog_se
     await catalog_server.add_device("NEW", update_period_s=0.1)
     await asyncio.sleep(0.6)
     assert (await catalog_server.admin.get_device("NEW")).status == DeviceStatus.REGISTERED
+
+
+async def test_app_state_over_mqtt_is_recorded_and_counts_as_life(catalog_server) -> None:
+    from gridedge.contracts.catalog import AppStateReport, AppUpdateState
+
+    await catalog_server.provisioned("M4", update_period_s=0.3)
+    node = await MqttClient(catalog_server.brokers.mgmt.url).connect()
+    node.publish(
+        topic(Plane.MGMT, "M4", Stream.APP_STATE),
+        AppStateReport(device_id="M4", app="outage", version="1.0.0", state=AppUpdateState.FAILED,
+                       reason="signature mismatch"),
+        qos=1,
+    )  # fmt: skip
+    # a report claiming to be another device on M4's topic is ignored
+    node.publish(
+        topic(Plane.MGMT, "M4", Stream.APP_STATE),
+        AppStateReport(device_id="M5", app="x", version="1.0.0", state=AppUpdateState.RUNNING),
+        qos=1,
+    )
+    for _ in range(100):
+        rec = await catalog_server.admin.get_device("M4")
+        if rec.app_states:
+            break
+        await asyncio.sleep(0.02)
+    assert [(s.app, s.state, s.reason) for s in rec.app_states] == [
+        ("outage", AppUpdateState.FAILED, "signature mismatch")
+    ]
+    assert rec.status == DeviceStatus.CONNECTED
+    await node.disconnect()
