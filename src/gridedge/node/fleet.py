@@ -188,6 +188,7 @@ class Fleet:
                 outbox_window=32,
                 http=self._http,
                 durable_state=False,
+                defer_apps=True,
                 backoff_max_s=60.0,
             )
         )
@@ -260,6 +261,15 @@ class Fleet:
                 break
             await asyncio.sleep(0.2)
         self.boot_s = time.perf_counter() - t0
+        # Phase 3: start every meter's apps at a random point of the first interval, so the
+        # fleet's readings are spread over the second as real meters' are, not a burst.
+        spread = max(self.opts.interval_s, 0.01)
+
+        async def release(node: Node) -> None:
+            await asyncio.sleep(random.uniform(0, spread))
+            await node.release_apps()
+
+        await asyncio.gather(*(release(n) for n in self.nodes.values()))
 
     def published(self) -> int:
         total = 0

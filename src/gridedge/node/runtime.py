@@ -71,6 +71,7 @@ class NodeOptions:
     firmware: str | None = None
     listen_for_pushes: bool = True  # False: rely on the periodic check-in alone
     durable_state: bool = True  # fsync state files (False for simulated fleets)
+    defer_apps: bool = False  # start apps only on release_apps() (fleets boot first, then run)
 
 
 class PlaneLink:
@@ -250,6 +251,7 @@ class Node:
         self._drops_unreported = 0
         self.checkins = 0
         self.settings_applied = 0
+        self._apps_released = not opts.defer_apps
 
     # -- AppHost ------------------------------------------------------------------------------
     def enqueue(self, plane: Plane, t: str, payload: bytes, qos: int, retain: bool) -> None:
@@ -377,8 +379,15 @@ class Node:
             self.planes[Plane.MGMT].add(
                 topic(Plane.MGMT, self.device_id, Stream.SETTINGS), self._on_push, 1
             )
-        await self.apps.apply(s.apps)
+        if self._apps_released:
+            await self.apps.apply(s.apps)
         self.settings_applied += 1
+
+    async def release_apps(self) -> None:
+        """Start the apps of a node booted with ``defer_apps``."""
+        if not self._apps_released:
+            self._apps_released = True
+            await self.apps.apply(self.settings.apps)
 
     def _on_push(self, t: str, payload: bytes) -> None:
         if not payload:
@@ -455,7 +464,7 @@ class Node:
                 continue
             if fresh is not None:
                 await self.apply_settings(fresh)
-            elif self.apps.incomplete:
+            elif self.apps.incomplete and self._apps_released:
                 await self.apps.apply(self.settings.apps)
             delay = self.settings.update_period_s
 
