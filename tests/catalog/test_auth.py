@@ -211,3 +211,16 @@ async def test_bad_request_flood_does_not_stall_good_check_ins(catalog_server) -
     assert bad_count > 200
     await catalog_server.admin.patch_settings("G3", SettingsUpdate(extra={"after": "flood"}))
     assert (await good[3].check_in()).extra == {"after": "flood"}
+
+
+async def test_an_internal_failure_is_a_problem_body_not_a_traceback(catalog_server) -> None:
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    catalog_server.service.list_devices = boom  # type: ignore[method-assign]
+    r = await _raw(catalog_server, "GET", "/v1/devices", catalog_server.admin_token)
+    assert r.status_code == 500
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["title"] == "Internal error" and "Traceback" not in r.text
+    # the server stays up
+    assert (await _raw(catalog_server, "GET", "/v1/health")).status_code == 200

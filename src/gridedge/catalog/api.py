@@ -175,6 +175,11 @@ def create_app(service: CatalogService, *, manage_lifecycle: bool = True) -> Fas
             errors,
         )
 
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:
+        # logged with its traceback by the server; the client gets a Problem, not a stack dump
+        return problem_response(500, "Internal error", f"{type(exc).__name__}; see the catalog log")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, str(exc.detail), str(exc.detail))

@@ -126,7 +126,8 @@ def serve(
             brokers=BrokerPlanes(
                 data=endpoint(data_url, cfg.broker_ca), mgmt=endpoint(mgmt_url, cfg.broker_ca)
             ),
-            public_url=public_url or f"http://{host}:{port}",
+            public_url=public_url
+            or (cfg.catalog_url if host in ("0.0.0.0", "::") else f"http://{host}:{port}"),
             admin_token=cfg.admin_token_value(),
         )
         service = CatalogService(options)
