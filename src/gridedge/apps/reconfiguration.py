@@ -174,7 +174,12 @@ class ReconfigurationApp:
             # the switch states the service believes in: catalog topology, then the trip
             topo = None
             admin = self._admin()
-            if admin is not None:
+            if admin is None:
+                problems.append(
+                    "GRIDEDGE_ADMIN_TOKEN not set: switch states not read from, and the new "
+                    "topology not handed to, the catalog"
+                )
+            else:
                 try:
                     topo = await admin.get_topology(self.params["grid"])
                     g.set_states({b.id: b.closed for b in topo.branches if b.switchable})
