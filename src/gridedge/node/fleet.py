@@ -120,6 +120,7 @@ class Fleet:
         self.provision_s: float | None = None
         self.failed: dict[str, str] = {}
         self._http: httpx.AsyncClient | None = None
+        self._gate: asyncio.Semaphore | None = None
 
     def _apps(self) -> list[AppAssignment]:
         apps = self.opts.apps or [
@@ -187,6 +188,7 @@ class Fleet:
                 outbox_max_messages=3600,  # an hour of readings per meter at 1 s
                 outbox_window=32,
                 http=self._http,
+                http_gate=self._gate,
                 durable_state=False,
                 defer_apps=True,
                 backoff_max_s=60.0,
@@ -211,6 +213,7 @@ class Fleet:
             ),
         )
         sem = asyncio.Semaphore(self.opts.concurrency)
+        self._gate = asyncio.Semaphore(self.opts.concurrency)
 
         # Phase 1, self-configuration only: every meter provisions over REST and keeps its token
         # and settings on disk, as a meter does at its first boot. Booting the nodes is then a

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class NodeOptions:
     backoff_max_s: float = 30.0
     app_backoff_base_s: float = 0.5
     http: httpx.AsyncClient | None = None
+    http_gate: asyncio.Semaphore | None = None  # fleets: bound concurrent catalog calls
     hardware: str | None = None
     firmware: str | None = None
     listen_for_pushes: bool = True  # False: rely on the periodic check-in alone
@@ -217,7 +219,11 @@ class Node:
         self._have_settings = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop
         self.link = CatalogLink(
-            opts.catalog_url, opts.device_id, token=self.state.load_token(), http=opts.http
+            opts.catalog_url,
+            opts.device_id,
+            token=self.state.load_token(),
+            http=opts.http,
+            gate=opts.http_gate,
         )
         self.planes: dict[Plane, PlaneLink] = {}
         for plane in (Plane.DATA, Plane.MGMT):
@@ -444,7 +450,7 @@ class Node:
 
     async def _update_loop(self) -> None:
         backoff = Backoff(self.opts.backoff_base_s, self.opts.backoff_max_s)
-        delay = 0.0 if self.catalog_ok is False else self.settings.update_period_s
+        delay = 0.0 if self.catalog_ok is False else self._period()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), delay)
@@ -460,13 +466,18 @@ class Node:
                 continue
             except CatalogRefused as exc:
                 log.error("%s: catalog refused the check-in: %s", self.device_id, exc)
-                delay = self.settings.update_period_s
+                delay = self._period()
                 continue
             if fresh is not None:
                 await self.apply_settings(fresh)
             elif self.apps.incomplete and self._apps_released:
                 await self.apps.apply(self.settings.apps)
-            delay = self.settings.update_period_s
+            delay = self._period()
+
+    def _period(self) -> float:
+        """The check-in period with jitter downwards (80-100 %): never later than one period,
+        and a fleet that booted together does not check in together."""
+        return self.settings.update_period_s * random.uniform(0.8, 1.0)
 
     async def _heartbeat_loop(self) -> None:
         while True:
