@@ -418,13 +418,30 @@ def run(
         # stop the fleet: apps stop, outboxes drain, stats are written
         for k in range(nproc):
             procs[f"fleet{k}"].send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 180
         for k in range(nproc):
-            procs[f"fleet{k}"].wait(timeout=300)
+            while not (work / f"fleet{k}.json").exists() and time.monotonic() < deadline:
+                if procs[f"fleet{k}"].poll() is not None:
+                    break
+                time.sleep(0.5)
         time.sleep(2.0)
         procs["subscriber"].send_signal(signal.SIGTERM)
         procs["subscriber"].wait(timeout=120)
-        fleet_stats = [json.loads((work / f"fleet{k}.json").read_text()) for k in range(nproc)]
         sub = json.loads((work / "sub.json").read_text())
+        fleet_stats = []
+        for k in range(nproc):
+            f = work / f"fleet{k}.json"
+            if f.exists():
+                fleet_stats.append(json.loads(f.read_text()))
+            else:  # the fleet did not settle: count what the subscriber proves was published
+                results.setdefault("notes", []).append(f"fleet{k} wrote no statistics within 180 s")
+                fleet_stats.append({"published": None, "dropped": 0})
+        if any(s["published"] is None for s in fleet_stats):
+            # lower bound: every meter published at least up to the highest seq seen (seq from 0)
+            fleet_stats = [
+                {"published": sum(m + 1 for m in sub["per_device_max"].values()), "dropped": 0}
+            ]
+            results["published_is_lower_bound"] = True
         recv = array.array("d")
         recv.frombytes((work / "sub.bin").read_bytes())
         created = array.array("d")

@@ -118,7 +118,10 @@ def run(
                     )
             await fleet.stop_apps()
             await fleet.drain(30)
-            return fleet.stats()
+            final = fleet.stats()
+            if stats_json:  # before the (slow) orderly disconnect of thousands of nodes
+                stats_json.write_text(json.dumps(final))
+            return final
         finally:
             await fleet.stop()
 
