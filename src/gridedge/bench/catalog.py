@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -767,8 +768,12 @@ def run(
                 await bench.fanout(tokens, progress)
 
         asyncio.run(main())
+    except BaseException:
+        console.print(f"[red]benchmark failed[/red]; catalog log and database kept in {bench.tmp}")
+        raise
     finally:
         bench.stop()
+    shutil.rmtree(bench.tmp, ignore_errors=True)
     r = bench.results
     r["load_average_at_end"] = os.getloadavg()
     r["verdicts"] = _verdicts(r)
