@@ -258,6 +258,7 @@ class _Bench:
         # between (the silent device keeps the default 3 x period).
         self.fleet_timeout = max(3 * period, 120.0)
         self.tmp = Path(tempfile.mkdtemp(prefix="gridedge-bench-catalog-"))
+        self.db_url: str | None = None  # default: a SQLite file in tmp
         self.admin_token = secrets.token_urlsafe(32)
         self.results: dict[str, Any] = {"devices": devices}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -282,7 +283,7 @@ class _Bench:
             [
                 sys.executable, "-c", "from gridedge.catalog.cli import app; app()", "serve",
                 "--port", str(port),
-                "--db", f"sqlite:///{self.tmp / 'catalog.db'}",
+                "--db", self.db_url or f"sqlite:///{self.tmp / 'catalog.db'}",
                 "--data-broker", self.brokers.data.url,
                 "--mgmt-broker", self.brokers.mgmt.url,
             ],
@@ -739,12 +740,17 @@ def run(
     ),
     json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
     plot: Path | None = typer.Option(None, "--plot", help="PNG of check-in latency over time"),
+    db: str | None = typer.Option(
+        None, "--db", help="catalog database URL (an empty PostgreSQL database); default SQLite"
+    ),
 ) -> None:
     """Registration, self-configuration, sustained auto-update, topology fan-out, liveness."""
     from gridedge.catalog.server import quiet_libraries
 
     quiet_libraries()
     bench = _Bench(devices, period, duration, affected, workers)
+    bench.db_url = db
+    bench.results["database"] = (db or "sqlite").split(":", 1)[0]
     bench.results.update(
         period_s=period, cpus=os.cpu_count(), load_average_at_start=os.getloadavg()
     )
