@@ -90,7 +90,7 @@ class MqttClient:
             )
         except (OSError, TimeoutError, gmqtt.mqtt.handler.MQTTConnectError) as exc:
             raise BrokerUnavailable(
-                f"broker {self.address.url} unreachable: {exc or type(exc).__name__}"
+                f"cannot connect to broker {self.address.url}: {exc or type(exc).__name__}"
             ) from exc
         await asyncio.wait_for(self._connected.wait(), timeout_s)
         return self
