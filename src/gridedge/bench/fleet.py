@@ -456,6 +456,7 @@ def run(
             lost=published_total - sub["unique"],
             duplicates=sub["dup"],
             dropped_in_outboxes=sum(s["dropped"] for s in fleet_stats),
+            skipped_ticks=sum(s.get("skipped_ticks", 0) for s in fleet_stats),
             published_per_s=in_window_created / (w1 - w0),
             delivered_per_s=in_window_recv / (w1 - w0),
             latency_ms_p50=_pct(lat, 50),
@@ -504,6 +505,7 @@ def _print(r: dict[str, Any]) -> None:
     t.add_row("delivered msg/s", f"{r.get('delivered_per_s', 0):,.0f}", "")
     t.add_row("lost (published − delivered)", f"{r.get('lost')}", "0")
     t.add_row("dropped in outboxes", f"{r.get('dropped_in_outboxes')}", "0")
+    t.add_row("readings skipped (loop late)", f"{r.get('skipped_ticks')}", "0")
     t.add_row(
         "latency p50 / p99 / max",
         f"{ms(r.get('latency_ms_p50', 0))} / {ms(r.get('latency_ms_p99', 0))} / {ms(r.get('latency_ms_max', 0))}",

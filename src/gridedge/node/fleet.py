@@ -299,6 +299,12 @@ class Fleet:
             "restarts": sum(
                 r.restarts for n in self.nodes.values() for r in n.apps.runners.values()
             ),
+            # readings the telemetry app did not take because its event loop was late: a
+            # CPU-starved fleet publishes less rather than queueing stale readings
+            "skipped_ticks": sum(
+                int(n.apps.app_state.get("telemetry", {}).get("skipped_ticks", 0))
+                for n in self.nodes.values()
+            ),
         }
 
     async def stop_apps(self) -> None:
