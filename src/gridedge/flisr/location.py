@@ -36,7 +36,10 @@ from gridedge.flisr.network import (
     fault_admittances,
 )
 
-RF_GRID = np.array([0.0, 1, 2.5, 5, 8, 12, 18, 26, 36, 50, 70, 100])
+# dense enough in Rf that every section's valley is met by some grid point: with accurate
+# measurements the cost valley in (d, Rf) is narrow, and a coarse grid would rank sections by
+# how close their grid points happen to fall to it rather than by how well they can fit
+RF_GRID = np.concatenate([[0.0], np.geomspace(0.1, 120.0, 23)])
 D_GRID = np.linspace(0.0, 1.0, 11)
 RF_MAX = 500.0
 
@@ -425,7 +428,7 @@ def _locate(
     compensate_loads: bool = True,
     calibration_accuracy: float | None = None,
     balance_head_voltage: bool = True,
-    refine: int = 3,
+    refine: int = 4,
     refine_method: str = "zoom",
     hops: int | None = None,
 ) -> LocationResult:
@@ -532,8 +535,11 @@ def _locate(
     for s in model.sections:
         dist_head[s.to_node] = dist_head[s.from_node] + s.length_m
     for cost0, sec, kind, phases, d0, rf0 in ranked[: max(refine, 1)]:
-        fn = _lsq if refine_method == "lsq" else _zoom
-        d, rf, cost = fn(prob, sec, kind, phases, d0, rf0, cost0)
+        if refine_method == "lsq":
+            d, rf, cost = _lsq(prob, sec, kind, phases, d0, rf0, cost0)
+        else:  # grid zoom into the basin, then a trust-region polish along the narrow valley
+            d, rf, cost = _zoom(prob, sec, kind, phases, d0, rf0, cost0, passes=3)
+            d, rf, cost = _lsq(prob, sec, kind, phases, d, rf, cost)
         fitted.append(
             Candidate(
                 sec.id,
