@@ -137,3 +137,27 @@ async def test_params_refused_by_schema_and_changed_in_place(
             await __import__("asyncio").sleep(0.1)
         assert st is not None and st.state.value == "failed" and "interval_s" in st.reason
         assert runner.instance is not None and runner.instance.app.interval_s == 0.02
+
+
+async def test_refusal_reaches_the_catalog_over_rest_while_the_mgmt_broker_is_down(
+    catalog_server: Any, make_node: Any, tmp_path: Path, signing_key: Path
+) -> None:
+    import asyncio
+
+    cat = catalog_server
+    good, sig = build_signed(tmp_path, signing_key, "meterapp", "1.0.0")
+    await publish_package(cat, good, sig)
+    secret = await register(cat, "R4", [{"name": "meterapp", "version": "1.0.0"}], period=1.0)
+    node = await make_node("R4", secret)
+    await wait_state(cat, "R4", "meterapp", "1.0.0")
+    cat.brokers.mgmt.stop()  # no pushes, no MQTT app-state: the periodic check-in and REST remain
+    try:
+        rogue = packages.generate_key(tmp_path / "rogue.pem")[0]
+        d, s = build_signed(tmp_path / "rogue", rogue, "meterapp", "1.1.0")
+        await publish_package(cat, d, s)
+        await set_apps(cat, "R4", [{"name": "meterapp", "version": "1.1.0"}])
+        st = await wait_state(cat, "R4", "meterapp", "1.1.0")
+        assert st.state.value == "rejected" and "bad signature" in st.reason
+        assert not node.planes[Plane.MGMT].connected
+    finally:
+        await asyncio.to_thread(cat.brokers.mgmt.start)
