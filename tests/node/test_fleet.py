@@ -54,3 +54,37 @@ async def test_fleet_of_meters_publishes_from_every_meter(
     assert all(seqs == list(range(len(seqs))) for seqs in per_meter.values())
     devices = await cat.admin.list_devices()
     assert sum(1 for d in devices.devices if d.location.grid == "testgrid") == 60
+
+
+async def test_fleet_cli_runs_and_reports(catalog_server: Any, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gridedge.node import fleet_cli
+
+    stats = tmp_path / "stats.json"
+    args = [
+        "run",
+        "--grid",
+        "cligrid",
+        "--meters",
+        "8",
+        "--interval",
+        "0.2",
+        "--duration",
+        "1.5",
+        "--catalog",
+        catalog_server.url,
+        "--admin-token",
+        catalog_server.admin_token,
+        "--state-dir",
+        str(tmp_path / "fleet"),
+        "--stats-json",
+        str(stats),
+    ]
+    result = await asyncio.to_thread(CliRunner().invoke, fleet_cli.app, args)
+    assert result.exit_code == 0, result.output
+    s = json.loads(stats.read_text())
+    assert s["meters"] == 8 and s["failed"] == 0 and s["dropped"] == 0
+    assert s["published"] >= 8 * 4  # 1.5 s at 0.2 s per reading, per meter, minus start-up

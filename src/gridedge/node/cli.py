@@ -127,7 +127,9 @@ def run(
         node = Node(opts)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
+            with contextlib.suppress(
+                NotImplementedError, RuntimeError, ValueError
+            ):  # not main thread
                 loop.add_signal_handler(sig, node.request_stop)
         console.print(f"node {device_id}: booting against {catalog}")
         await node.start()

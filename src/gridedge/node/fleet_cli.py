@@ -76,7 +76,9 @@ def run(
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
+            with contextlib.suppress(
+                NotImplementedError, RuntimeError, ValueError
+            ):  # not main thread
                 loop.add_signal_handler(sig, stop.set)
         with Progress(
             "[progress.description]{task.description}",
