@@ -28,6 +28,19 @@ asks the DAQ for the window around it (``pre_s`` before, ``post_s`` after), then
 
 After a capture the app waits ``holdoff_s`` and until readings are healthy again before it
 re-arms, so one fault gives one record.
+
+Energisation is not a fault. A fault needs the supply before the trigger: when the feeder
+breaker recloses onto a healthy feeder, the head meter (whose voltage is the busbar's, present
+all along) sees its current rise from ~zero to the load current — an "overcurrent" against a
+reference that decayed to zero during the dead time. An overcurrent trigger whose pre-trigger
+current was below ``min_current_a`` on every phase (by the smoothed reference or the last poll),
+or whose pre-trigger voltage was absent (below ``undervoltage_pu`` of the highest healthy
+reference seen), with the voltage not sagging at the trigger, is logged and counted as an
+energisation (``state["energisations"]``), and no fault record is published. The captured window
+is checked the same way (its cycle before the located inception carries no current), because the
+RMS reference may not have decayed fully after a short dead time. Without this, the reclose that
+FLISR itself commands was reported as a second fault and located, and the reconfiguration
+service isolated a healthy section (the flaky demo run).
 """
 
 from __future__ import annotations
@@ -89,6 +102,10 @@ def _load_writer() -> Any:
 
 class FaultCaptureError(RuntimeError):
     """A captured window cannot give the phasors (too short around the inception, no samples)."""
+
+
+class Energisation(Exception):
+    """The trigger was the supply coming back (current rising from ~zero), not a fault."""
 
 
 class FaultCaptureApp:
@@ -153,6 +170,8 @@ class FaultCaptureApp:
         self._writer = asyncio.ensure_future(asyncio.to_thread(_load_writer))
         ref_v: np.ndarray | None = None
         ref_i: np.ndarray | None = None
+        seen_v: np.ndarray | None = None  # highest healthy voltage reference: "supply present"
+        last_i: np.ndarray | None = None  # the previous poll's currents
         armed_at = 0.0
         armed = True
         due = ctx.clock.now_ns()
@@ -168,19 +187,30 @@ class FaultCaptureApp:
             if r is not None:
                 v, i = np.asarray(r.voltage_v), np.asarray(r.current_a)
                 if ref_v is None or ref_v.shape != v.shape:
-                    ref_v, ref_i = v.copy(), i.copy()
-                assert ref_i is not None
+                    ref_v, ref_i, seen_v, last_i = v.copy(), i.copy(), v.copy(), i.copy()
+                assert ref_i is not None and seen_v is not None and last_i is not None
                 trig = self.check(v, i, ref_v, ref_i)
                 now = ctx.clock.now()
                 if trig is None:
                     a = self.p["reference_alpha"]
                     ref_v, ref_i = (1 - a) * ref_v + a * v, (1 - a) * ref_i + a * i
+                    seen_v = np.maximum(seen_v, ref_v)
                     if not armed and now >= armed_at:
                         armed = True
                 elif armed:
                     armed = False
                     armed_at = now + self.p["holdoff_s"]
-                    await self._capture(ctx, r, trig, ctx.clock.now_ns(), (ref_v, ref_i))
+                    why = self.energisation(trig[0], v, ref_v, ref_i, last_i, seen_v)
+                    if why:
+                        self._energised(ctx, why)
+                    else:
+                        ref = (ref_v, ref_i)
+                        why = await self._capture(ctx, r, trig, ctx.clock.now_ns(), ref)
+                    if why:
+                        # the load current is the new normal: without this every poll would
+                        # trigger against the decayed reference and the app never re-arm
+                        ref_v, ref_i = v.copy(), i.copy()
+                last_i = i
             due += ns(self.p["poll_interval_s"])
             if due <= ctx.clock.now_ns():
                 due = ctx.clock.now_ns() + ns(self.p["poll_interval_s"])
@@ -204,6 +234,38 @@ class FaultCaptureApp:
             return "undervoltage", [int(k) for k in np.nonzero(uv)[0]]
         return None
 
+    def energisation(
+        self,
+        trigger: str,
+        v: np.ndarray,
+        ref_v: np.ndarray,
+        ref_i: np.ndarray,
+        last_i: np.ndarray,
+        seen_v: np.ndarray,
+    ) -> str:
+        """Why an overcurrent trigger is the supply returning rather than a fault ("" if it is
+        not): no current flowing before it, or no voltage before it, and no sag now."""
+        if trigger != "overcurrent":
+            return ""  # the supply returning raises the voltage; it never reads as a sag
+        p = self.p
+        if np.any(v < p["undervoltage_pu"] * ref_v):
+            return ""  # a sag with the rise: a fault (also one switched onto), not energisation
+        floor = p["min_current_a"]
+        if np.all(ref_i <= floor) or np.all(last_i <= floor):
+            return (
+                f"current rose from below min_current_a ({floor:g} A) on every phase: "
+                "the feeder was de-energised before the trigger"
+            )
+        if np.all(ref_v < p["undervoltage_pu"] * seen_v):
+            return "no supply voltage before the trigger"
+        return ""
+
+    def _energised(self, ctx: Any, why: str) -> None:
+        """Not a fault record, but never silent: logged and counted."""
+        ctx.log.info("fault capture: energisation, not a fault (%s)", why)
+        ctx.state["energisations"] = ctx.state.get("energisations", 0) + 1
+        ctx.state["last_energisation"] = why
+
     async def _capture(
         self,
         ctx: Any,
@@ -211,7 +273,8 @@ class FaultCaptureApp:
         trig: tuple[str, list[int]],
         trigger_ns: int,
         ref: tuple[np.ndarray, np.ndarray],
-    ) -> None:
+    ) -> str:
+        """Capture and publish the record; returns why it was an energisation ("" if not)."""
         kind, idx = trig
         phases = [reading.phase] if len(reading.voltage_v) == 1 and reading.phase else PHASES
         names = [phases[k] for k in idx]
@@ -238,6 +301,9 @@ class FaultCaptureApp:
                     self.p["pre_s"], self.p["post_s"], around_ns=trigger_ns
                 )
                 record = self.analyse(window, kind, names, trigger_ns, ctx)
+            except Energisation as exc:
+                self._energised(ctx, str(exc))
+                return str(exc)
             except NotImplementedError as exc:
                 if mode == "required":
                     raise
@@ -259,7 +325,7 @@ class FaultCaptureApp:
                     ),
                 )
                 if mode == "required":
-                    return
+                    return ""
         if record is None:
             record = self._rms_record(ctx, kind, names, phases, trigger_ns, ref, low_v, high_i)
             record.note = note or "waveforms off"
@@ -294,6 +360,7 @@ class FaultCaptureApp:
             qos=1,
         )
         ctx.state["captures"] = ctx.state.get("captures", 0) + 1
+        return ""
 
     def _rms_record(
         self,
@@ -388,6 +455,8 @@ class FaultCaptureApp:
         seg = values[:, inc:end] if end - inc >= n else values[:, inc + delay : inc + delay + n]
         rms = half_cycle_rms(seg, fs, f0)
         pre_rms = np.sqrt(np.mean(values[:, inc - n : inc] ** 2, axis=1))
+        if trigger == "overcurrent":
+            self._check_supplied(values, fs, f0, vk, ik, inc, delay, trigger_idx, pre_rms)
         faulted = self._faulted(trigger, ph_pre, ph_dur, vk, ik)
         phase_names = [names[k][1:] or "a" for k in vk]
         if faulted:
@@ -432,6 +501,42 @@ class FaultCaptureApp:
             pre_rms_a=[round(float(pre_rms[k]), 4) for k in ik],
             clipped_samples=clipped,
             captured_at=ctx.clock.utcnow(),
+        )
+
+    def _check_supplied(
+        self,
+        values: np.ndarray,
+        fs: float,
+        f0: float,
+        vk: list[int],
+        ik: list[int],
+        inc: int,
+        delay: int,
+        trigger_idx: int,
+        pre_rms: np.ndarray,
+    ) -> None:
+        """Raise :class:`Energisation` if, between the cycle before the inception and the
+        trigger, there was a moment with no current on any phase (the change the window shows
+        is the current stopping or starting, not a fault) and the voltage does not sag."""
+        n = samples_per_cycle(fs, f0)
+        total = values.shape[1]
+        a, b = max(inc - n, 0), min(max(trigger_idx, inc) + 1, total)
+        if b - a < n:
+            return
+        cur = half_cycle_rms(values[ik, a:b], fs, f0)
+        floor = self.p["min_current_a"]
+        dead = np.all(cur <= floor, axis=0)
+        if not dead.any():
+            return
+        for s0 in (inc + delay, trigger_idx):
+            if s0 >= 0 and s0 + n <= total:
+                v = np.sqrt(np.mean(values[vk, s0 : s0 + n] ** 2, axis=1))
+                if np.any(v < self.p["undervoltage_pu"] * pre_rms[vk]):
+                    return  # switched onto a fault: the voltage sags with the current
+        raise Energisation(
+            f"no current on any phase (<= min_current_a {floor:g} A) for "
+            f"{int(dead.sum()) / 2:g} cycle(s) before the trigger, and the voltage does not sag: "
+            "the feeder was de-energised"
         )
 
     def _faulted(
