@@ -11,9 +11,22 @@ step time-stamped.
 
 Parameters: ``grid`` (required), ``switch_devices`` ({switch id: device id}) and/or
 ``switch_device`` (one device operating every other switch), ``command_timeout_s`` (10),
-``method`` ("milp" | "exhaustive"), ``catalog_url`` (default: GRIDEDGE_CATALOG_URL); the
-catalog admin token is read from GRIDEDGE_ADMIN_TOKEN (never from parameters, which the
-catalog shows to operators).
+``method`` ("milp" | "exhaustive"), ``holdoff_s`` (5), ``catalog_url`` (default:
+GRIDEDGE_CATALOG_URL); the catalog admin token is read from GRIDEDGE_ADMIN_TOKEN (never from
+parameters, which the catalog shows to operators).
+
+A run's own switching must not start another run. A fault location is ignored — logged, kept in
+``ignored`` and ``ctx.state["ignored"]``, and published as an ``alarm`` event of the ``flisr``
+device with the reason, never silently — when
+
+- a run for a report of the same meter (same feeder head) is in progress: the report is that
+  run's consequence (the breaker reclosing, a tie closing), not a new fault;
+- it arrives within ``holdoff_s`` after a run for the same meter finished;
+- its section lies in a zone a run isolated and whose isolating switches are still open (by the
+  catalog's topology when the admin token is set, else the service's own last plan): a
+  de-energised zone cannot carry fault current, so the location is an artefact.
+
+Reports of other meters (another feeder's fault) still queue behind the run in progress.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,11 +50,30 @@ from gridedge.contracts.flisr import (
     FlisrStep,
     SwitchOperation,
 )
+from gridedge.contracts.telemetry import DeviceEvent, EventKind
 from gridedge.contracts.topics import Plane, Stream, subscription
 
 NAME = "reconfiguration"
-KNOWN = {"grid", "switch_devices", "switch_device", "command_timeout_s", "method", "catalog_url"}
+KNOWN = {
+    "grid",
+    "switch_devices",
+    "switch_device",
+    "command_timeout_s",
+    "method",
+    "holdoff_s",
+    "catalog_url",
+}
 MANIFEST = {"watchdog_s": 120.0}
+
+
+@dataclass
+class IsolatedZone:
+    """A faulted zone a run left isolated: reports located inside it are artefacts."""
+
+    flisr_id: str
+    section_id: str
+    nodes: frozenset[str]
+    switches: tuple[str, ...]  # the isolating switches (opened by the run)
 
 
 class ReconfigurationApp:
@@ -53,6 +86,10 @@ class ReconfigurationApp:
         self.busy = asyncio.Lock()
         self.handled: set[str] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.active: dict[str, FaultLocation] = {}  # record id -> location of a run under way
+        self.finished: dict[str, tuple[int, str]] = {}  # meter -> (end ns, flisr id)
+        self.isolated: list[IsolatedZone] = []
+        self.ignored: list[dict[str, Any]] = []
 
     def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
         unknown(params, KNOWN, NAME)
@@ -76,6 +113,7 @@ class ReconfigurationApp:
             "switch_device": one,
             "command_timeout_s": number(params, "command_timeout_s", 10.0, gt=0, app=NAME),
             "method": method,
+            "holdoff_s": number(params, "holdoff_s", 5.0, ge=0, le=3600, app=NAME),
             "catalog_url": params.get("catalog_url"),
         }
 
@@ -125,11 +163,93 @@ class ReconfigurationApp:
             if loc.record_id in self.handled:
                 return  # QoS 1 redelivery
             self.handled.add(loc.record_id)
+            reason = self._ignore_reason(loc, received)
+            if reason and reason.startswith("zone:"):
+                reason = await self._zone_still_isolated(reason)
+            if reason:
+                self._ignore(ctx, loc, reason)
+                return
+            self.active[loc.record_id] = loc
             task = asyncio.ensure_future(self._flisr(ctx, loc, received))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
         return handle
+
+    def _ignore_reason(self, loc: FaultLocation, received_ns: int) -> str:
+        """Why this report must not start a run ("" if it may); "zone:<index>" when only the
+        isolated zone speaks against it (to be confirmed against the catalog)."""
+        for a in self.active.values():
+            if a.device_id == loc.device_id:
+                return (
+                    f"a FLISR run for record {a.record_id} of {a.device_id} (section "
+                    f"{a.section_id}) is in progress: this report is its switching, not a new fault"
+                )
+        done = self.finished.get(loc.device_id)
+        hold = self.params.get("holdoff_s", 5.0)
+        if done is not None and 0 <= received_ns - done[0] < hold * 1e9:
+            return (
+                f"arrived {(received_ns - done[0]) / 1e9:.2f} s after FLISR run {done[1]} for "
+                f"{loc.device_id} finished (hold-off {hold:g} s): the restoration's switching, "
+                "not a new fault"
+            )
+        for k, z in enumerate(self.isolated):
+            if loc.section_id == z.section_id or {loc.from_node, loc.to_node} & z.nodes:
+                return f"zone:{k}"
+        return ""
+
+    async def _zone_still_isolated(self, marker: str) -> str:
+        """The zone is isolated while its isolating switches stay open in the catalog's
+        topology (the operator closes them after the repair); without the catalog, the
+        service's own plan is all it knows."""
+        zone = self.isolated[int(marker.split(":", 1)[1])]
+        admin = self._admin()
+        if admin is not None:
+            try:
+                topo = await admin.get_topology(self.params["grid"])
+                closed = {b.id for b in topo.branches if b.switchable and b.closed}
+                if closed & set(zone.switches):
+                    self.isolated.remove(zone)  # re-energised since: a report there is real
+                    return ""
+            except Exception:
+                pass  # keep the conservative answer: the zone was isolated by our own run
+            finally:
+                await admin.aclose()
+        return (
+            f"section lies in the zone FLISR run {zone.flisr_id} isolated (fault on "
+            f"{zone.section_id}; {', '.join(zone.switches)} open): a de-energised zone carries "
+            "no fault current"
+        )
+
+    def _ignore(self, ctx: Any, loc: FaultLocation, reason: str) -> None:
+        ctx.log.warning(
+            "fault location %s of %s on %s ignored: %s",
+            loc.record_id,
+            loc.device_id,
+            loc.section_id,
+            reason,
+        )
+        entry = {
+            "record_id": loc.record_id,
+            "device_id": loc.device_id,
+            "section_id": loc.section_id,
+            "inception_ns": loc.inception_ns,
+            "reason": reason,
+        }
+        self.ignored.append(entry)
+        ctx.state["ignored"] = ctx.state.get("ignored", 0) + 1
+        ctx.publish(
+            Stream.EVENT,
+            DeviceEvent(
+                device_id=FLISR_DEVICE_ID,
+                kind=EventKind.ALARM,
+                occurred_at=ctx.clock.utcnow(),
+                detail={"flisr": "fault location ignored", **entry},
+                app=NAME,
+            ),
+            qos=1,
+            device_id=FLISR_DEVICE_ID,
+        )
 
     async def _send(self, ctx: Any, switch_id: str, closed: bool, purpose: str) -> SwitchOperation:
         dev = self.device_for(switch_id)
@@ -163,6 +283,12 @@ class ReconfigurationApp:
         return op
 
     async def _flisr(self, ctx: Any, loc: FaultLocation, received_ns: int) -> None:
+        try:
+            await self._flisr_run(ctx, loc, received_ns)
+        finally:
+            self.active.pop(loc.record_id, None)
+
+    async def _flisr_run(self, ctx: Any, loc: FaultLocation, received_ns: int) -> None:
         from gridedge.twin.faults import Fault
 
         async with self.busy:
@@ -183,6 +309,8 @@ class ReconfigurationApp:
                 try:
                     topo = await admin.get_topology(self.params["grid"])
                     g.set_states({b.id: b.closed for b in topo.branches if b.switchable})
+                    closed = {b.id for b in topo.branches if b.switchable and b.closed}
+                    self.isolated = [z for z in self.isolated if not closed & set(z.switches)]
                 except Exception as exc:
                     problems.append(f"topology not read from the catalog: {exc}")
             breaker = tw.protecting_breaker(Fault(loc.section_id, 0.5))
@@ -291,6 +419,16 @@ class ReconfigurationApp:
                 problems=problems,
             )
             self.records.append(rec)
+            self.finished[loc.device_id] = (ctx.clock.now_ns(), rec.flisr_id)
+            if rec.isolated_switches:
+                self.isolated.append(
+                    IsolatedZone(
+                        rec.flisr_id,
+                        loc.section_id,
+                        frozenset(plan.faulted_zone_nodes),
+                        tuple(rec.isolated_switches),
+                    )
+                )
             ctx.publish(FLISR_RECORD_STREAM, rec, qos=1, retain=True, device_id=FLISR_DEVICE_ID)
 
     def _admin(self):  # type: ignore[no-untyped-def]
