@@ -53,6 +53,11 @@ async def test_independent_client_browses_reads_operates_and_gets_reports(platfo
     # a value published on the data plane seconds before is read over MMS
     relay.telemetry("M1", 230.5, 4.0)
     await until(lambda: gw.gateway.latest.get("M1"), what="telemetry stored")
+
+    async def mms_updated() -> bool:  # the model is written off the event loop, just after storing
+        return await conn.read_float("M1MTR/MMXU1.PhV.phsA.cVal.mag.f", FC.MX) == 230.5
+
+    await until(mms_updated, what="MMS model updated")
     phs_a = await conn.read_float("M1MTR/MMXU1.PhV.phsA.cVal.mag.f", FC.MX)
     phs_c = await conn.read_float("M1MTR/MMXU1.PhV.phsC.cVal.mag.f", FC.MX)
     assert (phs_a, phs_c) == (230.5, 232.5)
