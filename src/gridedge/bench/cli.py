@@ -11,7 +11,7 @@ app = typer.Typer(
     help="Benchmarks: print a table, write JSON, compare with the seeds.", no_args_is_help=True
 )
 
-BENCHMARKS = ["catalog", "twin", "fleet", "flisr", "iec61850"]
+BENCHMARKS = ["catalog", "twin", "fleet", "flisr", "iec61850", "dashboard"]
 
 for _name in BENCHMARKS:
     try:
