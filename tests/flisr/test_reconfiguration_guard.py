@@ -99,8 +99,11 @@ async def test_own_switching_does_not_start_a_second_run(model, monkeypatch) -> 
     await eventually(lambda: ctx.on("command"), 30)
     # while the run is under way (commands unanswered) the reclose reads as a fault: ignored
     await handle(t, _loc("r2", "L-A1-A2", T0 + 500_000_000))
-    assert [i["record_id"] for i in app.ignored] == ["r2"]
-    assert "in progress" in app.ignored[0]["reason"]
+    # ... and so does the neighbour feeder's head when the tie closes (after the location)
+    tb = "gridedge/v1/data/M-B/fault-location"
+    await handle(tb, _loc("b2", "L-B3-B4", T0 + 600_000_000, device="M-B"))
+    assert [i["record_id"] for i in app.ignored] == ["r2", "b2"]
+    assert all("in progress" in i["reason"] for i in app.ignored)
     await _run_to_end(app, ctx, 1)
     (rec,) = [FlisrRecord.from_json(p.payload) for p in ctx.on("record")]
     assert rec.outcome == "restored" and set(rec.isolated_switches) == {"SW-A2-out", "SW-A3-in"}
@@ -110,6 +113,8 @@ async def test_own_switching_does_not_start_a_second_run(model, monkeypatch) -> 
     clock.advance(0.6)
     await handle(t, _loc("r3", "L-A1-A2", clock.now_ns() - 400_000_000))
     assert app.ignored[-1]["record_id"] == "r3" and "hold-off" in app.ignored[-1]["reason"]
+    await handle(tb, _loc("b3", "L-B3-B4", clock.now_ns() - 400_000_000, device="M-B"))
+    assert app.ignored[-1]["record_id"] == "b3" and "hold-off" in app.ignored[-1]["reason"]
     # after the hold-off, a report in the isolated zone: ignored, the zone named
     clock.advance(10)
     await handle(t, _loc("r4", "L-A2-A3", clock.now_ns() - 400_000_000))
@@ -118,22 +123,22 @@ async def test_own_switching_does_not_start_a_second_run(model, monkeypatch) -> 
     assert len(ctx.on("command")) == n_cmds  # nothing switched for r2, r3, r4
     # every ignored report is published with its reason, none silently
     events = [DeviceEvent.from_json(p.payload) for p in ctx.on("event")]
-    assert [e.detail["record_id"] for e in events] == ["r2", "r3", "r4"]
+    assert [e.detail["record_id"] for e in events] == ["r2", "b2", "r3", "b3", "r4"]
     assert all(e.kind is EventKind.ALARM and e.detail["reason"] for e in events)
     assert all(p.topic == "gridedge/v1/data/flisr/event" for p in ctx.on("event"))
-    assert ctx.state["ignored"] == 3
+    assert ctx.state["ignored"] == 5
 
     # a genuine later fault elsewhere, after the hold-off, still starts a run
     await handle(t, _loc("r5", "L-A4-A5", clock.now_ns() - 400_000_000))
     await eventually(lambda: len(ctx.on("command")) > n_cmds, 30)
     await _run_to_end(app, ctx, 2)
-    assert len(app.ignored) == 3
+    assert len(app.ignored) == 5
     assert FlisrRecord.from_json(ctx.on("record")[-1].payload).location.record_id == "r5"
 
 
 async def test_another_feeders_report_is_not_ignored(model, monkeypatch) -> None:
-    """Only the same meter's reports belong to the run in progress: feeder B's head meter
-    reporting meanwhile queues its own run."""
+    """Feeder B's head meter reporting a disturbance that began before feeder A's fault was
+    located (a simultaneous fault, not FLISR's switching) queues its own run."""
     monkeypatch.delenv("GRIDEDGE_ADMIN_TOKEN", raising=False)
     ctx = FakeContext("FLISR", Clock("stepped", start_ns=T0), params={})
     app = ReconfigurationApp()

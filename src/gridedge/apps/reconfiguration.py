@@ -19,14 +19,17 @@ A run's own switching must not start another run. A fault location is ignored â€
 ``ignored`` and ``ctx.state["ignored"]``, and published as an ``alarm`` event of the ``flisr``
 device with the reason, never silently â€” when
 
-- a run for a report of the same meter (same feeder head) is in progress: the report is that
-  run's consequence (the breaker reclosing, a tie closing), not a new fault;
-- it arrives within ``holdoff_s`` after a run for the same meter finished;
+- a run is in progress for a report of the same meter (same feeder head), or for any meter's
+  report located before this one's inception: the report is that run's consequence (the breaker
+  reclosing, a tie closing and the neighbour feeder picking up load), not a new fault;
+- it arrives within ``holdoff_s`` after a run finished (any meter: a tie closing changes the
+  neighbour feeder's current too);
 - its section lies in a zone a run isolated and whose isolating switches are still open (by the
   catalog's topology when the admin token is set, else the service's own last plan): a
   de-energised zone cannot carry fault current, so the location is an artefact.
 
-Reports of other meters (another feeder's fault) still queue behind the run in progress.
+Another meter's report of a disturbance that began before the run's location was made (another
+feeder's fault at the same time) still queues behind the run in progress.
 """
 
 from __future__ import annotations
@@ -180,19 +183,19 @@ class ReconfigurationApp:
         """Why this report must not start a run ("" if it may); "zone:<index>" when only the
         isolated zone speaks against it (to be confirmed against the catalog)."""
         for a in self.active.values():
-            if a.device_id == loc.device_id:
+            if a.device_id == loc.device_id or loc.inception_ns >= a.located_ns:
                 return (
                     f"a FLISR run for record {a.record_id} of {a.device_id} (section "
                     f"{a.section_id}) is in progress: this report is its switching, not a new fault"
                 )
-        done = self.finished.get(loc.device_id)
         hold = self.params.get("holdoff_s", 5.0)
-        if done is not None and 0 <= received_ns - done[0] < hold * 1e9:
-            return (
-                f"arrived {(received_ns - done[0]) / 1e9:.2f} s after FLISR run {done[1]} for "
-                f"{loc.device_id} finished (hold-off {hold:g} s): the restoration's switching, "
-                "not a new fault"
-            )
+        for dev, (end_ns, flisr_id) in self.finished.items():
+            if 0 <= received_ns - end_ns < hold * 1e9:
+                return (
+                    f"arrived {(received_ns - end_ns) / 1e9:.2f} s after FLISR run {flisr_id} "
+                    f"for {dev} finished (hold-off {hold:g} s): the restoration's switching, "
+                    "not a new fault"
+                )
         for k, z in enumerate(self.isolated):
             if loc.section_id == z.section_id or {loc.from_node, loc.to_node} & z.nodes:
                 return f"zone:{k}"
