@@ -4,8 +4,6 @@ configured, and a thread runner for tests and benchmarks."""
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from gridedge.catalog.api import create_asgi
 from gridedge.catalog.service import CatalogOptions, CatalogService
 from gridedge.config import Config
 from gridedge.contracts.catalog import BrokerEndpoint, BrokerPlanes
+from gridedge.webthread import UvicornThread
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,7 @@ class CatalogServer:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "warning"
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _runner: UvicornThread | None = None
     service: CatalogService | None = field(default=None, repr=False)
 
     @property
@@ -72,26 +70,13 @@ class CatalogServer:
 
     def start(self, timeout_s: float = 30.0) -> CatalogServer:
         quiet_libraries()
-        self._server = uvicorn.Server(self._config())
-        self._thread = threading.Thread(target=self._server.run, name="catalog-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("catalog server exited during start-up (see the log above)")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"catalog server did not start within {timeout_s} s")
-            time.sleep(0.02)
+        self._runner = UvicornThread(self._config(), "catalog server").start(timeout_s)
         return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        self._server = None
-        self._thread = None
+        if self._runner is not None:
+            self._runner.stop(timeout_s)
+        self._runner = None
 
     def __enter__(self) -> CatalogServer:
         return self.start()

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from gridedge.twin.waveforms import (
     inception_at_angle,
     synthesize,
 )
+from gridedge.webthread import UvicornThread
 
 if TYPE_CHECKING:
     from gridedge.twin.model import Twin
@@ -643,8 +643,7 @@ class TwinServer:
     host: str = "127.0.0.1"
     port: int = 8300
     log_level: str = "warning"
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _runner: UvicornThread | None = None
 
     @property
     def url(self) -> str:
@@ -660,26 +659,13 @@ class TwinServer:
             lifespan="on",
             timeout_graceful_shutdown=2,  # open event streams must not hold a shutdown
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="twin-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("twin server exited during start-up (see the log above)")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"twin server did not start within {timeout_s} s")
-            time.sleep(0.02)
+        self._runner = UvicornThread(config, "twin server").start(timeout_s)
         return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        self._server = None
-        self._thread = None
+        if self._runner is not None:
+            self._runner.stop(timeout_s)
+        self._runner = None
 
     def __enter__(self) -> TwinServer:
         return self.start()
