@@ -48,7 +48,9 @@ SEED = {
 def subscriber_main() -> None:
     """``python -c 'from gridedge.bench.fleet import subscriber_main; subscriber_main()' URL OUT READY``"""
     url, out, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    asyncio.run(_subscribe(url, out, ready))
+    from gridedge.node.fleet_cli import run_loop
+
+    run_loop(_subscribe(url, out, ready))
 
 
 async def _subscribe(url: str, out: Path, ready: Path) -> None:
