@@ -244,6 +244,10 @@ class Outbox:
         self._client: MqttClient | None = None
         self._tracker: AckTracker | None = None
         self._cursor = 0
+        # id of the newest row put: while the cursor has reached it there is nothing to send, and
+        # a PUBACK need not wake the pump (a task switch per reading in a fleet). Unknown until
+        # the first put (a persisted backlog), so "always wake" until then.
+        self._last_put = 1 << 62
         self._inflight: dict[int, None] = {}
         self._acked: list[int] = []
         self._wake = asyncio.Event()
@@ -255,6 +259,8 @@ class Outbox:
         before = self.store.dropped
         qos = min(qos, 1)
         rid = self.store.put(topic, payload, qos, retain)
+        if rid:
+            self._last_put = rid
         if self.store.dropped != before and self.on_drop:
             self.on_drop(self.store.dropped - before, self.store.dropped)
         client = self._client
@@ -325,7 +331,9 @@ class Outbox:
             self.delivered += 1
             if len(self._acked) >= 200 or not self._inflight:
                 self._flush_acks()
-            if len(self._inflight) < self.window // 2 or not self._inflight:
+            if self._last_put > self._cursor and (
+                len(self._inflight) < self.window // 2 or not self._inflight
+            ):
                 self._wake.set()
 
     def _lost(self, rids: list[int]) -> None:
