@@ -50,3 +50,45 @@ def test_scaler_refuses_loads_the_twin_does_not_have() -> None:
     twin = Twin.from_name("turin-2feeder")
     with pytest.raises(ValueError, match="LD-Z9"):
         TwinLoadScaler(twin, ProfileDriver({"LD-Z9": "residential"}))
+
+
+def test_pv_profile_drives_the_generators() -> None:
+    """PV generators follow the PV profile: nothing at night, a share of the installed power at
+    noon, and the grid's power flow sees it."""
+    from gridedge.twin.model import Twin
+    from gridedge.twin.profiles import TwinLoadScaler
+
+    twin = Twin.from_name("simbench-mv-urban")
+    installed = twin.gen_power()
+    assert installed, "the simbench grid has PV generators"
+    gens = sorted(installed)[:20]
+    scaler = TwinLoadScaler(twin, ProfileDriver(generators=dict.fromkeys(gens, "pv")))
+    midnight = int(datetime(2025, 6, 18, 22, 0, tzinfo=UTC).timestamp() * 1e9)  # 00:00 CEST
+    noon = int(
+        datetime(2025, 6, 18, 11, 0, tzinfo=UTC).timestamp() * 1e9
+    )  # 12:00 CEST (≈11:00 CET)
+
+    scaler.apply(midnight)
+    night = twin.gen_power()
+    src_night = twin.solve().u.copy()
+    assert all(night[g][0] == pytest.approx(0.0, abs=1e-9) for g in gens)
+
+    scaler.apply(noon)
+    day = twin.gen_power()
+    factors = scaler.driver.pv_factors(noon)
+    for g in gens:
+        assert day[g][0] == pytest.approx(installed[g][0] * factors[g], rel=1e-9)
+    assert min(factors[g] for g in gens) > 0.3
+    # untouched generators keep their setpoint
+    for g in sorted(installed)[20:25]:
+        assert day[g] == installed[g]
+    assert not np.allclose(twin.solve().u, src_night)
+
+
+def test_scaler_refuses_generators_the_twin_does_not_have() -> None:
+    from gridedge.twin.model import Twin
+    from gridedge.twin.profiles import TwinLoadScaler
+
+    twin = Twin.from_name("turin-2feeder")
+    with pytest.raises(ValueError, match="PV-Z9"):
+        TwinLoadScaler(twin, ProfileDriver(generators={"PV-Z9": "pv"}))

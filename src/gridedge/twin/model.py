@@ -937,6 +937,16 @@ class Twin:
     def gen_ids(self) -> tuple[str, ...]:
         return tuple(self.pgm.gen_names)
 
+    def gen_power(self) -> dict[str, tuple[float, float]]:
+        """Each generator's current (P W, Q var) setpoint, e.g. to scale PV by a profile."""
+        arr = self.pgm.input.get(CT.sym_gen)
+        if arr is None:
+            return {}
+        return {
+            gid: (float(arr["p_specified"][r]), float(arr["q_specified"][r]))
+            for gid, r in self._gen_row.items()
+        }
+
     def set_load_power(
         self, p_w: dict[str, float], q_var: dict[str, float] | None = None, *, solve: bool = True
     ) -> None:

@@ -221,10 +221,12 @@ class ProfileDriver:
 
 
 class TwinLoadScaler:
-    """Drives a Twin's loads from a :class:`ProfileDriver` through its ``set_load_power`` hook.
+    """Drives a Twin's loads and generators (PV) from a :class:`ProfileDriver` through its
+    ``set_load_power`` hook.
 
-    The loads' powers when the scaler is made are taken as their nominal values (the profile's
-    1.0); each :meth:`apply` sets every profiled load to nominal × factor and re-solves."""
+    The loads' powers and the generators' setpoints when the scaler is made are taken as their
+    nominal values (the profile's 1.0; for PV the installed power); each :meth:`apply` sets every
+    profiled load and generator to nominal × factor and re-solves."""
 
     def __init__(self, twin: Any, driver: ProfileDriver) -> None:
         self.twin = twin
@@ -237,11 +239,22 @@ class TwinLoadScaler:
         missing = sorted(set(driver.loads) - set(self.base))
         if missing:
             raise ValueError(f"loads: {missing[:5]} are not loads of the twin")
+        gens = twin.gen_power() if driver.generators else {}
+        self.gen_base = {g: pq for g, pq in gens.items() if g in driver.generators}
+        missing = sorted(set(driver.generators) - set(self.gen_base))
+        if missing:
+            raise ValueError(f"generators: {missing[:5]} are not generators of the twin")
 
     def apply(self, t_ns: int) -> float:
-        """Scale the loads to simulated time ``t_ns``; returns the total active power set (W)."""
+        """Scale loads and generators to simulated time ``t_ns``; returns the total active
+        load power set (W)."""
         f = self.driver.profile_factors(t_ns)
         p = {k: b[0] * f[k][0] for k, b in self.base.items()}
         q = {k: b[1] * f[k][1] for k, b in self.base.items()}
+        load_w = float(sum(p.values()))
+        if self.gen_base:
+            g = self.driver.pv_factors(t_ns)
+            p.update({k: b[0] * g[k] for k, b in self.gen_base.items()})
+            q.update({k: b[1] * g[k] for k, b in self.gen_base.items()})
         self.twin.set_load_power(p, q)
-        return float(sum(p.values()))
+        return load_w
