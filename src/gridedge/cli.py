@@ -69,6 +69,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="debug log
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # gmqtt reports every SUBACK and clean close at INFO: noise in every command's output.
+        logging.getLogger("gmqtt").setLevel(logging.WARNING)
 
 
 def main() -> None:
