@@ -4,17 +4,13 @@ part, in Debian's chromium (Playwright, headless)."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.dashboard.test_browser import ARGS, CHROMIUM, confirm
+from tests.demo.running import start_demo
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,44 +22,13 @@ pytestmark = [
 
 @pytest.fixture
 def demo(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDEDGE_")}
-    env["GRIDEDGE_DATA_DIR"] = str(tmp_path / "data")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gridedge.cli",
-            "demo",
-            "--no-scenario",
-            "--port",
-            "0",
-            "--dashboard-port",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
+    running = start_demo(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready after"):
-                break
-        text = "".join(lines)
-        assert "ready after" in text, text
-        url = re.search(r"dashboard\s+(http://127\.0\.0\.1:\d+)", text).group(1)
         token = (tmp_path / "data" / "admin-token").read_text().strip()
-        yield url, token, text
+        yield running.url, token, running.text
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        running.proc.send_signal(signal.SIGINT)
+        running.proc.communicate(timeout=60)
 
 
 async def test_fault_from_the_page_is_located_isolated_and_restored_by_flisr(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,14 +12,7 @@ import httpx
 import pytest
 
 from gridedge.broker.mosquitto import port_open
-
-GRIDEDGE = [sys.executable, "-m", "gridedge.cli"]
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDEDGE_")}
-    env["GRIDEDGE_DATA_DIR"] = str(tmp / "data")
-    return env
+from tests.demo.running import GRIDEDGE, demo_env, start_demo
 
 
 def _descendants(pid: int) -> set[int]:
@@ -66,7 +57,7 @@ def test_headless_demo_completes_the_scenario_and_prints_its_summary(tmp_path: P
             "--dashboard-port",
             "0",
         ],
-        env=_env(tmp_path),
+        env=demo_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=180,
@@ -90,27 +81,9 @@ def test_headless_demo_completes_the_scenario_and_prints_its_summary(tmp_path: P
 
 @pytest.mark.slow
 def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [*GRIDEDGE, "demo", "--no-scenario", "--port", "0", "--dashboard-port", "0"],
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
+    running = start_demo(tmp_path)
+    proc, text, url = running.proc, running.text, running.url
     try:
-        deadline = time.monotonic() + 120
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready after"):
-                break
-        text = "".join(lines)
-        assert "ready after" in text, text
-        url = re.search(r"dashboard\s+(http://127\.0\.0\.1:\d+)", text).group(1)
         state = httpx.get(f"{url}/api/state", timeout=10).json()
         assert state["topology"]["grid"] == "turin-2feeder"
         children = _descendants(proc.pid)
