@@ -81,7 +81,12 @@ class GridRestoration:
     ``net`` is the twin's power-grid-model network (``gridedge.twin.pgm_bridge.PgmNetwork``):
     input arrays, node and branch names, and where every named switch acts. Limits: voltage
     within ±10 % (EN 50160's band; urban feeders already sit near 0.94 pu at their ends, so a
-    ±5 % planning band would forbid the grid's own normal state) and loading ≤ 100 %."""
+    ±5 % planning band would forbid the grid's own normal state) and loading ≤ 100 %.
+
+    Everything that depends on the grid model only — zones, switch arrays, the power-grid-model
+    models, HiGHS loaded — is built here, once per model (``warm_up``); a fault then changes
+    switch states and bounds only. Switch states are not structure: ``set_states`` is all a
+    topology change from the catalog needs."""
 
     def __init__(
         self,
@@ -92,6 +97,7 @@ class GridRestoration:
         v_max_pu: float = 1.10,
         max_loading: float = 1.0,
         load_scale: np.ndarray | None = None,
+        warm_up: bool = True,
     ) -> None:
         self.net = net
         self.v_min, self.v_max, self.max_loading = v_min_pu, v_max_pu, max_loading
@@ -176,6 +182,41 @@ class GridRestoration:
                 )
             )
         self.switch_index = {s.id: k for k, s in enumerate(self.switches)}
+        # the switches as arrays, derived once per grid model (a fault changes states only)
+        self.sw_zone_a = np.array([s.zone_a for s in self.switches], dtype=np.int64)
+        self.sw_zone_b = np.array([s.zone_b for s in self.switches], dtype=np.int64)
+        self.sw_rating_w = np.array([s.rating_w for s in self.switches], dtype=float)
+        self._closed = np.array([s.closed for s in self.switches], dtype=bool)
+        # power-flow update template per component: every row's normal status, and which
+        # (row, side, switch column) a configuration overwrites
+        self._pf_cols: dict[CT, list[tuple[int, str, int]]] = {}
+        for i, s in enumerate(self.switches):
+            for side in s.sides:
+                self._pf_cols.setdefault(s.component, []).append((s.row, side, i))
+        self._pgm: PowerGridModel | None = None
+        # the standing model for single configurations: an update array of the switch rows
+        # only, and where each switch's state goes in it
+        self._pgm_one: PowerGridModel | None = None
+        self._sw_update: list[tuple[CT, np.ndarray, list[tuple[str, np.ndarray, np.ndarray]]]] = []
+        for ct, cols in self._pf_cols.items():
+            rows = sorted({row for row, _, _ in cols})
+            pos_of = {row: p for p, row in enumerate(rows)}
+            arr = initialize_array("update", ct, len(rows))
+            arr["id"] = self.input[ct]["id"][rows]
+            arr["from_status"] = self.input[ct]["from_status"][rows]
+            arr["to_status"] = self.input[ct]["to_status"][rows]
+            writes = []
+            for side in ("from", "to"):
+                sel = [(pos_of[row], i) for row, sd, i in cols if sd == side]
+                if sel:
+                    pos, idx = (np.array(v, dtype=np.int64) for v in zip(*sel, strict=True))
+                    writes.append((f"{side}_status", pos, idx))
+            self._sw_update.append((ct, arr, writes))
+        self._pf_outputs = [ct for ct in (CT.node, CT.line, CT.transformer) if ct in self.input]
+        self._source_array = np.array(self.source_zones, dtype=np.int64)
+        self._zone_node_names = [[self.node_names[i] for i in zn] for zn in self.zone_nodes]
+        if warm_up:
+            self.warm_up()
         self._branch_zone = {}
         for name, (ct, r) in zip(net.branch_names, net.branch_rows, strict=True):
             arr = inp[ct]
@@ -195,12 +236,36 @@ class GridRestoration:
             ) from None
 
     def set_states(self, states: dict[str, bool]) -> None:
-        for s in self.switches:
+        for k, s in enumerate(self.switches):
             if s.id in states:
                 s.closed = bool(states[s.id])
+                self._closed[k] = s.closed
+
+    def closed_array(self) -> np.ndarray:
+        """The switch states the service believes in, one bool per switch (a copy)."""
+        return self._closed.copy()
+
+    def warm_up(self) -> float:
+        """Build the power-grid-model model, run one power flow and one HiGHS solve, so that
+        the first fault does not pay for them (the service calls this when it loads a grid
+        model). Returns the seconds spent."""
+        t0 = time.perf_counter()
+        self.power_flow(self._closed[None])
+        self.power_flow(np.vstack([self._closed, self._closed]))
+        self.energised_zones(self._closed)
+        h = _highs(1.0)
+        h.addVar(0.0, 1.0)
+        h.changeColIntegrality(0, _highs_integer())
+        h.run()
+        return time.perf_counter() - t0
 
     def energised_zones(self, closed: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Zones reached from a source over closed switches, and whether that is radial."""
+        """Zones reached from a source over closed switches, and whether that is radial: the
+        closed switches form a forest (edges = zones − components) and no two sources share a
+        component."""
+        # union-find in plain Python: on a few hundred zones it beats scipy's csgraph, whose
+        # input checks alone cost more
+        closed = np.asarray(closed, dtype=bool)
         parent = list(range(self.n_zones))
 
         def find(a: int) -> int:
@@ -210,42 +275,40 @@ class GridRestoration:
             return a
 
         radial = True
-        for s, c in zip(self.switches, closed, strict=True):
-            if not c:
-                continue
-            ra, rb = find(s.zone_a), find(s.zone_b)
+        for za, zb in zip(
+            self.sw_zone_a[closed].tolist(), self.sw_zone_b[closed].tolist(), strict=True
+        ):
+            ra, rb = find(za), find(zb)
             if ra == rb:
                 radial = False
             else:
                 parent[ra] = rb
-        src_roots = [find(z) for z in self.source_zones]
-        if len(set(src_roots)) < len(src_roots):
+        src_roots = {find(z) for z in self.source_zones}
+        if len(src_roots) < len(self.source_zones):
             radial = False  # two sources paralleled
-        roots = set(src_roots)
-        en = np.array([find(z) in roots for z in range(self.n_zones)])
+        en = np.array([find(z) in src_roots for z in range(self.n_zones)])
         return en, radial
 
     # ------------------------------------------------------------------ power flow check
     def power_flow(self, configs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(v_min_pu over energised nodes, max branch loading) for each switch configuration
-        (rows of ``configs``, one column per switch), one power-grid-model batch."""
+        (rows of ``configs``, one column per switch), one power-grid-model batch; a single
+        configuration is written into a standing model (switch rows only) and solved there,
+        which costs about half of a batch of one."""
         k = len(configs)
+        if k == 1:
+            return self._power_flow_one(np.asarray(configs[0], dtype=bool))
         upd: dict[CT, np.ndarray] = {}
-        for ct in (CT.link, CT.line, CT.transformer):
-            cols = [i for i, s in enumerate(self.switches) if s.component == ct]
-            if not cols:
-                continue
+        for ct, cols in self._pf_cols.items():
             ids = self.input[ct]["id"]
             u = initialize_array("update", ct, (k, len(ids)))
             u["id"] = ids
             u["from_status"] = self.input[ct]["from_status"]
             u["to_status"] = self.input[ct]["to_status"]
-            for i in cols:
-                s = self.switches[i]
-                for side in s.sides:
-                    u[f"{side}_status"][:, s.row] = configs[:, i].astype(np.int8)
+            for row, side, i in cols:
+                u[f"{side}_status"][:, row] = configs[:, i]
             upd[ct] = u
-        if getattr(self, "_pgm", None) is None:
+        if self._pgm is None:
             self._pgm = PowerGridModel(self.input)
         model = self._pgm
         try:
@@ -257,6 +320,26 @@ class GridRestoration:
             )
         except PowerGridError:
             return np.full(k, np.nan), np.full(k, np.inf)
+        return self._limits(out, k)
+
+    def _power_flow_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._pgm_one is None:
+            self._pgm_one = PowerGridModel(self.input)
+        for _ct, arr, writes in self._sw_update:
+            for attr, pos, idx in writes:
+                arr[attr][pos] = x[idx]
+        try:
+            self._pgm_one.update(update_data={ct: arr for ct, arr, _ in self._sw_update})
+            out = self._pgm_one.calculate_power_flow(
+                calculation_method=CalculationMethod.newton_raphson,
+                max_iterations=30,
+                output_component_types=self._pf_outputs,
+            )
+        except PowerGridError:
+            return np.full(1, np.nan), np.full(1, np.inf)
+        return self._limits({k: v[None] for k, v in out.items()}, 1)
+
+    def _limits(self, out: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
         u_pu = out[CT.node]["u_pu"]  # (k, n)
         energised = out[CT.node]["energized"].astype(bool)
         vmin = np.where(energised, u_pu, np.inf).min(axis=1)
@@ -294,7 +377,7 @@ class GridRestoration:
         vmin: float,
         loading: float,
     ) -> Plan:
-        x0 = np.array([s.closed for s in self.switches])
+        x0 = self._closed
         en0, _ = self.energised_zones(x0)
         en, radial = self.energised_zones(closed)
         healthy = np.ones(self.n_zones, bool)
@@ -315,7 +398,9 @@ class GridRestoration:
             key=lambda sid: {"breaker": 0, "sectionalizer": 1}.get(self.roles.get(sid, ""), 2)
         )
         ops = int(np.sum(closed != x0))
-        nodes = [self.node_names[i] for z in np.flatnonzero(en) for i in self.zone_nodes[z]]
+        nodes = list(
+            itertools.chain.from_iterable(self._zone_node_names[z] for z in np.flatnonzero(en))
+        )
         return Plan(
             faulted_zone_nodes=[self.node_names[i] for i in self.zone_nodes[fz]],
             isolate=isolate,
@@ -338,19 +423,21 @@ class GridRestoration:
         )
 
 
-def _relevant_switches(g: GridRestoration, fz: int, border: list[int]) -> list[int]:
+def _relevant_switches(
+    g: GridRestoration, fz: int, border: list[int], en: np.ndarray | None = None
+) -> np.ndarray:
     """Switches worth deciding: those touching a zone that is dead once the fault is isolated
-    (tripped breaker included), minus the border of the faulted zone."""
-    x = np.array([s.closed for s in g.switches])
-    x[border] = False
-    en, _ = g.energised_zones(x)
-    dead = set(np.flatnonzero(~en)) - {fz}
-    bset = set(border)
-    return [
-        i
-        for i, s in enumerate(g.switches)
-        if i not in bset and (s.zone_a in dead or s.zone_b in dead)
-    ]
+    (tripped breaker included), minus the border of the faulted zone. ``en``: the zones
+    energised once the border is open, if already known."""
+    if en is None:
+        x = g.closed_array()
+        x[border] = False
+        en, _ = g.energised_zones(x)
+    dead = ~en
+    dead[fz] = False
+    rel = dead[g.sw_zone_a] | dead[g.sw_zone_b]
+    rel[border] = False
+    return np.flatnonzero(rel)
 
 
 def exhaustive(g: GridRestoration, faulted: str) -> Plan:
@@ -362,7 +449,7 @@ def exhaustive(g: GridRestoration, faulted: str) -> Plan:
         raise RestorationError(
             f"{len(rel)} switches to decide: exhaustive search limited to {MAX_EXHAUSTIVE_SWITCHES}"
         )
-    x0 = np.array([s.closed for s in g.switches])
+    x0 = g.closed_array()
     base = x0.copy()
     base[border] = False
     healthy = np.ones(g.n_zones, bool)
@@ -412,88 +499,131 @@ class _Rows:
         self.upper.append(hi)
 
 
+# HiGHS options for these small models. The feasibility-jump heuristic costs a fixed ~7 ms per
+# MIP solve on this machine however small the model (measured with highspy 1.15 on a 5-binary
+# knapsack: 7.9 ms with it, 0.4 ms without), which was most of the plan's time; presolve and
+# branching alone solve a restoration model at the root. One thread: the model is far too small
+# for HiGHS's parallel search, and a worker waking up on a loaded 2-core machine only adds delay.
+HIGHS_OPTIONS: dict[str, object] = {
+    "mip_heuristic_run_feasibility_jump": False,
+    "threads": 1,
+    "presolve": "off",
+    "mip_rel_gap": 0.0,
+}
+
+
+def _highs_integer():  # type: ignore[no-untyped-def]
+    import highspy
+
+    return highspy.HighsVarType.kInteger
+
+
+def _highs(time_limit_s: float):  # type: ignore[no-untyped-def]
+    import highspy
+
+    h = highspy.Highs()
+    h.silent()
+    for k, v in HIGHS_OPTIONS.items():
+        h.setOptionValue(k, v)
+    h.setOptionValue("time_limit", time_limit_s)
+    return h
+
+
 def milp(
     g: GridRestoration,
     faulted: str,
     *,
     max_cuts: int = 20,
     time_limit_s: float = 5.0,
-    only_relevant: bool = True,
 ) -> Plan:
     """One-period restoration MILP (HiGHS), checked by power flow with no-good cuts.
 
-    ``only_relevant``: switches that touch no de-energised zone keep their state (the healthy
-    feeders are not rearranged to make room; a documented restriction that keeps the MILP small
-    on a city grid)."""
+    The model holds only what the fault leaves to decide: the switches touching a zone that is
+    dead once the fault is isolated (as :func:`exhaustive`), the dead zones, and one node
+    standing for everything still energised. Switches touching no dead zone keep their state
+    (the healthy feeders are not rearranged to make room — a documented restriction). Merging
+    the energised part into one source node keeps radiality exact: a dead zone fed from two
+    points, or two feeders paralleled through the dead area, is a cycle through that node. What
+    the merge drops are the capacity rows of the healthy part's switches; capacities are a
+    pre-filter only, the power flow on the whole grid decides (and its no-good cuts), so the
+    optimum is the same."""
     import highspy
 
     t0 = time.perf_counter()
     fz, border = g.isolation(faulted)
-    x0 = np.array([s.closed for s in g.switches])
-    n_s, n_z = len(g.switches), g.n_zones
-    rel = set(_relevant_switches(g, fz, border)) if only_relevant else set(range(n_s))
-    total = float(np.abs(g.zone_load_w).sum()) or 1.0
-    alpha = 1e-3  # per-operation penalty relative to the whole load: load always comes first
-    srcs = list(g.source_zones)
-    n_src = len(srcs)
-    big_f = float(n_z)
-    pmax = float(np.abs(g.zone_load_w).sum()) * 1.5 + 1.0
-    # column layout
-    X, Y, W = 0, n_s, n_s + n_z
-    F, P = W + n_s, W + 2 * n_s
-    SS, SP = P + n_s, P + n_s + n_src
-    n_col = SP + n_src
+    x0 = g.closed_array()
+    base = x0.copy()
+    base[border] = False
+    en_base, _ = g.energised_zones(base)
+    dead = np.flatnonzero(~en_base)
+    dead = dead[dead != fz]
+    free = _relevant_switches(g, fz, border, en_base)
+    m, d = len(free), len(dead)
+    if m == 0:
+        return _isolate_only(g, faulted, fz, border, base, t0)
+    # reduced graph: node 0 = the energised grid, node 1 + k = dead zone dead[k]
+    node_of_zone = np.zeros(g.n_zones, dtype=np.int64)
+    node_of_zone[dead] = np.arange(1, d + 1)
+    ea = node_of_zone[g.sw_zone_a[free]]
+    eb = node_of_zone[g.sw_zone_b[free]]
+    load = g.zone_load_w[dead]
+    scale = float(np.abs(load).max()) or 1.0
+    w_load = load / scale  # objective weight of each dead zone, the largest 1
+    positive = np.abs(w_load[w_load != 0])
+    smallest = float(positive.min()) if positive.size else 1.0
+    # per operation: all operations together weigh less than the smallest dead load, so restored
+    # load always comes first and operations break ties (the exhaustive search's order)
+    alpha = 0.5 * smallest / (m + 1)
+    cap = np.minimum(g.sw_rating_w[free] / scale, 1e3)
+    p_max = float(np.abs(w_load).sum()) * 1.5 + 1.0
+    big_f = float(d)
+    # columns: x (m), w (m), y (d), f (m), p (m)
+    X, W, Y = 0, m, 2 * m
+    F = Y + d
+    P = F + m
+    n_col = P + m
     lb = np.zeros(n_col)
     ub = np.ones(n_col)
     cost = np.zeros(n_col)
     lb[F:P], ub[F:P] = -big_f, big_f
-    lb[P:SS], ub[P:SS] = -pmax, pmax
-    lb[SS:SP], ub[SS:SP] = 0.0, big_f
-    lb[SP:], ub[SP:] = -pmax, pmax
-    for i in range(n_s):
-        if i in border:
-            lb[X + i] = ub[X + i] = 0.0
-        elif i not in rel:
-            lb[X + i] = ub[X + i] = float(x0[i])
-        cost[X + i] = alpha if not x0[i] else -alpha  # minimise: +ops
-    for z in srcs:
-        lb[Y + z] = 1.0
-    ub[Y + fz] = 0.0
-    cost[Y : Y + n_z] = -g.zone_load_w / total
-    const = float(alpha * np.sum(x0))  # ops = sum over closed-now of (1 - x)
+    lb[P:], ub[P:] = -np.minimum(cap, p_max), np.minimum(cap, p_max)
+    cost[X : X + m] = np.where(x0[free], -alpha, alpha)  # +1 operation per state change
+    cost[Y : Y + d] = -w_load
     rows = _Rows()
     inf = highspy.kHighsInf
-    for i, s in enumerate(g.switches):
-        a, b = s.zone_a, s.zone_b
-        rows.add([(Y + a, 1), (Y + b, -1), (X + i, 1)], -inf, 1)
-        rows.add([(Y + b, 1), (Y + a, -1), (X + i, 1)], -inf, 1)
-        rows.add([(W + i, 1), (X + i, -1)], -inf, 0)
-        rows.add([(W + i, 1), (Y + a, -1)], -inf, 0)
-        rows.add([(W + i, 1), (X + i, -1), (Y + a, -1)], -1, inf)
-        rows.add([(F + i, 1), (W + i, -big_f)], -inf, 0)
-        rows.add([(F + i, 1), (W + i, big_f)], 0, inf)
-        cap = min(pmax, s.rating_w)
-        rows.add([(P + i, 1), (W + i, -cap)], -inf, 0)
-        rows.add([(P + i, 1), (W + i, cap)], 0, inf)
-    rows.add([(W + i, 1) for i in range(n_s)] + [(Y + z, -1) for z in range(n_z)], -n_src, -n_src)
-    inc: dict[int, list[tuple[int, int]]] = {z: [] for z in range(n_z)}
-    for i, s in enumerate(g.switches):
-        inc[s.zone_a].append((i, -1))
-        inc[s.zone_b].append((i, +1))
-    for z in range(n_z):
-        ff = [(F + i, float(sg)) for i, sg in inc[z]]
-        pp_ = [(P + i, float(sg)) for i, sg in inc[z]]
-        if z in srcs:
-            k = srcs.index(z)
-            rows.add([*ff, (SS + k, 1.0)], 0, 0)
-            rows.add([*pp_, (SP + k, 1.0)], float(g.zone_load_w[z]), float(g.zone_load_w[z]))
+    for i in range(m):
+        a, b = int(ea[i]), int(eb[i])
+        xi, wi = X + i, W + i
+        # x = 1 => both ends alike (node 0 is energised: y = 1, a constant)
+        if a and b:
+            rows.add([(Y + a - 1, 1), (Y + b - 1, -1), (xi, 1)], -inf, 1)
+            rows.add([(Y + b - 1, 1), (Y + a - 1, -1), (xi, 1)], -inf, 1)
+        elif a or b:
+            rows.add([(xi, 1), (Y + (a or b) - 1, -1)], -inf, 0)
+        # w = x AND y_a: the switch is closed inside the energised tree
+        rows.add([(wi, 1), (xi, -1)], -inf, 0)
+        if a:
+            rows.add([(wi, 1), (Y + a - 1, -1)], -inf, 0)
+            rows.add([(wi, 1), (xi, -1), (Y + a - 1, -1)], -1, inf)
         else:
-            rows.add([*ff, (Y + z, -1.0)], 0, 0)
-            rows.add([*pp_, (Y + z, -float(g.zone_load_w[z]))], 0, 0)
-    h = highspy.Highs()
-    h.silent()
-    h.setOptionValue("time_limit", time_limit_s)
-    h.setOptionValue("mip_rel_gap", 0.0)
+            rows.add([(wi, 1), (xi, -1)], 0, inf)
+        rows.add([(F + i, 1), (wi, -big_f)], -inf, 0)
+        rows.add([(F + i, 1), (wi, big_f)], 0, inf)
+        c = float(min(cap[i], p_max))
+        rows.add([(P + i, 1), (wi, -c)], -inf, 0)
+        rows.add([(P + i, 1), (wi, c)], 0, inf)
+    # radial: one closed switch into every energised dead zone (edge count, one source node)
+    rows.add([(W + i, 1) for i in range(m)] + [(Y + k, -1) for k in range(d)], 0, 0)
+    inc: list[list[tuple[int, int]]] = [[] for _ in range(d + 1)]
+    for i in range(m):
+        inc[int(ea[i])].append((i, -1))
+        inc[int(eb[i])].append((i, +1))
+    for k in range(d):
+        # connected: every energised dead zone consumes one unit of flow from node 0
+        rows.add([*((F + i, float(s)) for i, s in inc[k + 1]), (Y + k, -1.0)], 0, 0)
+        # power: what flows in is the zone's load (switch capacities bound the flows)
+        rows.add([*((P + i, float(s)) for i, s in inc[k + 1]), (Y + k, -float(w_load[k]))], 0, 0)
+    h = _highs(time_limit_s)
     h.addCols(
         n_col,
         cost,
@@ -513,47 +643,47 @@ def milp(
         np.array(rows.index, dtype=np.int32),
         np.array(rows.value, dtype=float),
     )
-    integ = np.array([highspy.HighsVarType.kInteger] * (3 * n_s + n_z))
-    idx = np.array(
-        list(range(X, X + n_s)) + list(range(Y, Y + n_z)) + list(range(W, W + n_s)), dtype=np.int32
+    n_int = 2 * m + d
+    h.changeColsIntegrality(
+        n_int,
+        np.arange(n_int, dtype=np.int32),
+        np.array([highspy.HighsVarType.kInteger] * n_int),
     )
-    h.changeColsIntegrality(len(idx), idx, integ)
-    _ = const
+    h.setOptionValue("mip_abs_gap", alpha / 10)
     best_plan = None
     for _ in range(max_cuts + 1):
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             break
         sol = np.asarray(h.getSolution().col_value)
-        xs = sol[X : X + n_s] > 0.5
+        xf = sol[X : X + m] > 0.5
+        xs = base.copy()
+        xs[free] = xf
         vmin, loading = g.power_flow(xs[None])
         if g.feasible(vmin, loading)[0]:
             best_plan = g._summarise(faulted, fz, border, xs, "milp", t0, vmin[0], loading[0])
             break
-        # no-good cut: exclude exactly this configuration of the switches
-        terms = [(X + i, 1.0 if xs[i] else -1.0) for i in range(n_s)]
-        h.addRow(
-            -inf,
-            float(xs.sum() - 1),
-            len(terms),
-            np.array([t[0] for t in terms], dtype=np.int32),
-            np.array([t[1] for t in terms]),
-        )
+        # no-good cut: exclude exactly this configuration of the free switches
+        coef = np.where(xf, 1.0, -1.0)
+        h.addRow(-inf, float(xf.sum() - 1), m, np.arange(X, X + m, dtype=np.int32), coef)
     if best_plan is None:
-        base = x0.copy()
-        base[border] = False
-        vm, ld = g.power_flow(base[None])
-        best_plan = g._summarise(faulted, fz, border, base, "milp-isolate-only", t0, vm[0], ld[0])
+        best_plan = _isolate_only(g, faulted, fz, border, base, t0)
     best_plan.compute_s = time.perf_counter() - t0
     return best_plan
 
 
-def plan_restoration(g: GridRestoration, faulted: str, method: str = "milp") -> Plan:
-    from gridedge.flisr.blas import single_blas_thread
+def _isolate_only(
+    g: GridRestoration, faulted: str, fz: int, border: list[int], base: np.ndarray, t0: float
+) -> Plan:
+    vm, ld = g.power_flow(base[None])
+    return g._summarise(faulted, fz, border, base, "milp-isolate-only", t0, vm[0], ld[0])
 
-    with single_blas_thread():
-        if method == "exhaustive":
-            return exhaustive(g, faulted)
-        if method == "milp":
-            return milp(g, faulted)
+
+def plan_restoration(g: GridRestoration, faulted: str, method: str = "milp") -> Plan:
+    # no BLAS limit here (unlike fault location): nothing in a plan calls BLAS, and the first
+    # use of threadpoolctl costs ~25 ms
+    if method == "exhaustive":
+        return exhaustive(g, faulted)
+    if method == "milp":
+        return milp(g, faulted)
     raise RestorationError(f"method {method!r} is not one of 'milp', 'exhaustive'")
