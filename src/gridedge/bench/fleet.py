@@ -3,8 +3,9 @@ and timed by an independent subscriber process; plus the app hot-swap time.
 
 Process layout (what a laptop deployment looks like): two Mosquitto processes (data and
 management plane), the catalog (its own process), the fleet (one or more processes, each a
-``gridedge fleet run``), a subscriber process (counts sequence numbers, measures end-to-end
-latency = receive time − the reading's ``ts``), and this orchestrator, which also runs one extra
+``gridedge fleet run``), a subscriber process (Eclipse Mosquitto's C client ``mosquitto_sub``
+at QoS 1, its output parsed by ``delivery_counter``: counts per-meter sequence numbers and gaps,
+measures end-to-end latency = receive time − the reading's ``ts``), and this orchestrator, which also runs one extra
 node in-process to time hot swaps (catalog PATCH → first message of the new version).
 """
 
@@ -22,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,75 +38,6 @@ SEED = {
     "seed000_mean_delay_ms_50pct_aggregation": 35,
     "iec61850_5_tt3_ms": 100,
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# subscriber process
-# ---------------------------------------------------------------------------------------------
-
-
-def subscriber_main() -> None:
-    """``python -c 'from gridedge.bench.fleet import subscriber_main; subscriber_main()' URL OUT READY``"""
-    url, out, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    from gridedge.node.fleet_cli import run_loop
-
-    run_loop(_subscribe(url, out, ready))
-
-
-async def _subscribe(url: str, out: Path, ready: Path) -> None:
-    from gridedge.broker.client import MqttClient
-    from gridedge.contracts.topics import Plane, Stream, subscription
-
-    seen: dict[str, set[int]] = {}
-    recv = array.array("d")
-    created = array.array("d")
-    dup = 0
-    bad = 0
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    fromiso = datetime.fromisoformat
-
-    def on(t: str, payload: bytes) -> None:
-        nonlocal dup, bad
-        now = time.time()
-        try:
-            b = json.loads(payload)
-            ts = fromiso(b["ts"]).timestamp()
-            dev, seq = b["device_id"], b["seq"]
-        except (ValueError, KeyError, TypeError):
-            bad += 1
-            return
-        s = seen.get(dev)
-        if s is None:
-            s = seen[dev] = set()
-        if seq in s:
-            dup += 1
-            return
-        s.add(seq)
-        recv.append(now)
-        created.append(ts)
-
-    client = MqttClient(url, client_id=f"bench-sub-{os.getpid()}")
-    await client.connect()
-    client.subscribe(subscription(Plane.DATA, "+", Stream.TELEMETRY), on, qos=1)
-    await asyncio.sleep(0.5)
-    ready.write_text("ok")
-    await stop.wait()
-    await client.disconnect()
-    out.write_bytes(recv.tobytes())
-    out.with_suffix(".created").write_bytes(created.tobytes())
-    out.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "devices": len(seen),
-                "unique": sum(len(s) for s in seen.values()),
-                "dup": dup,
-                "bad": bad,
-                "per_device_max": {d: max(s) for d, s in seen.items() if s},
-            }
-        )
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,12 +229,30 @@ def run(
         0, "--processes", min=0, max=8, help="fleet processes (0: 1 per 5,000 meters)"
     ),
     swaps: int = typer.Option(5, "--swaps", min=0, max=50, help="hot swaps to time"),
+    subscriber: str = typer.Option(
+        "mosquitto_sub",
+        "--subscriber",
+        help="measuring end: mosquitto_sub (C, Debian mosquitto-clients) or gmqtt (Python)",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
     workdir: Path | None = typer.Option(None, "--workdir", help="keep logs and state here"),
 ) -> None:
     """10,000 meters publishing telemetry every second through Mosquitto: loss, latency, CPU, RSS."""
+    from gridedge.bench.delivery_counter import CounterError, find_client
     from gridedge.broker.mosquitto import EmbeddedBrokers, free_port, raise_fd_limit
 
+    if subscriber not in ("mosquitto_sub", "gmqtt"):
+        raise typer.BadParameter(
+            f"{subscriber!r}: must be mosquitto_sub or gmqtt", param_hint="--subscriber"
+        )
+    if subscriber == "mosquitto_sub":
+        try:
+            find_client("mosquitto_sub")
+            find_client("mosquitto_pub")
+        except CounterError as exc:
+            raise typer.BadParameter(
+                f"{exc}; or use --subscriber gmqtt", param_hint="--subscriber"
+            ) from None
     raise_fd_limit()
     work = workdir or Path(tempfile.mkdtemp(prefix="gridedge-bench-fleet-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -316,6 +265,7 @@ def run(
         "interval_s": interval,
         "duration_s": duration,
         "fleet_processes": nproc,
+        "subscriber": subscriber,
         "cores": os.cpu_count(),
         "seed": SEED,
     }
@@ -351,12 +301,14 @@ def run(
                 raise RuntimeError(f"catalog did not start: see {work / 'catalog.log'}")
             time.sleep(0.3)
         procs["subscriber"] = _spawn(
-            "from gridedge.bench.fleet import subscriber_main; subscriber_main()",
-            [brokers.data.url, str(work / "sub.bin"), str(work / "sub.ready")],
+            "from gridedge.bench.delivery_counter import main; main()",
+            [brokers.data.url, str(work / "sub.bin"), str(work / "sub.ready"), subscriber],
             env,
             work / "sub.log",
         )
         _wait_file(work / "sub.ready", 60, list(procs.values()))
+        # the subscriber's CPU includes its mosquitto_sub child's
+        sub_children = json.loads((work / "sub.ready").read_text()).get("child_pids", [])
         per = -(-meters // nproc)
         t_boot = time.time()
         for k in range(nproc):
@@ -399,10 +351,11 @@ def run(
         results["booted_meters"] = sum(r["meters"] for r in ready)
         results["boot_failures"] = sum(r["failed"] for r in ready)
         time.sleep(3.0)  # let the first readings settle
-        pids = {name: p.pid for name, p in procs.items()}
-        pids["mosquitto-data"] = brokers.data.pid or 0
-        pids["mosquitto-mgmt"] = brokers.mgmt.pid or 0
-        cpu0 = {n: _cpu_s(p) for n, p in pids.items()}
+        pids = {name: [p.pid] for name, p in procs.items()}
+        pids["subscriber"] += sub_children
+        pids["mosquitto-data"] = [brokers.data.pid or 0]
+        pids["mosquitto-mgmt"] = [brokers.mgmt.pid or 0]
+        cpu0 = {n: sum(_cpu_s(q) for q in p) for n, p in pids.items()}
         w0 = time.time()
         console.print(f"measuring {duration:.0f} s (hot swaps in between)…")
         swap = (
@@ -414,8 +367,8 @@ def run(
         if rest > 0:
             time.sleep(rest)
         w1 = time.time()
-        cpu1 = {n: _cpu_s(p) for n, p in pids.items()}
-        rss = {n: _peak_rss_mb(p) for n, p in pids.items()}
+        cpu1 = {n: sum(_cpu_s(q) for q in p) for n, p in pids.items()}
+        rss = {n: sum(_peak_rss_mb(q) for q in p) for n, p in pids.items()}
         results["hot_swap"] = swap
         # stop the fleet: apps stop, outboxes drain, stats are written
         for k in range(nproc):
@@ -452,19 +405,35 @@ def run(
         in_window_created = sum(1 for c in created if w0 <= c < w1)
         in_window_recv = sum(1 for r in recv if w0 <= r < w1)
         lat = [1000 * (r - c) for r, c in zip(recv, created, strict=True) if w0 <= c < w1]
+        cpu_cores = {n: (cpu1[n] - cpu0[n]) / (w1 - w0) for n in pids}
+        delivered_per_s = in_window_recv / (w1 - w0)
+        fleet_cores = sum(v for n, v in cpu_cores.items() if n.startswith("fleet"))
         results.update(
             published_total=published_total,
             delivered_total=sub["unique"],
             lost=published_total - sub["unique"],
             duplicates=sub["dup"],
+            unparsable=sub["bad"],
+            sequence_gaps=sub["gaps"],
+            meters_with_gaps=sub["devices_with_gaps"],
             dropped_in_outboxes=sum(s["dropped"] for s in fleet_stats),
             skipped_ticks=sum(s.get("skipped_ticks", 0) for s in fleet_stats),
             published_per_s=in_window_created / (w1 - w0),
-            delivered_per_s=in_window_recv / (w1 - w0),
+            delivered_per_s=delivered_per_s,
             latency_ms_p50=_pct(lat, 50),
             latency_ms_p99=_pct(lat, 99),
             latency_ms_max=max(lat) if lat else float("nan"),
-            cpu_cores={n: (cpu1[n] - cpu0[n]) / (w1 - w0) for n in pids},
+            cpu_cores=cpu_cores,
+            # the CPU budget per reading delivered in the window: what 10,000/s must fit in 2 cores
+            cpu_us_per_reading={
+                "fleet": 1e6 * fleet_cores / delivered_per_s if delivered_per_s else None,
+                "subscriber": 1e6 * cpu_cores["subscriber"] / delivered_per_s
+                if delivered_per_s
+                else None,
+                "mosquitto-data": 1e6 * cpu_cores["mosquitto-data"] / delivered_per_s
+                if delivered_per_s
+                else None,
+            },
             peak_rss_mb=rss,
         )
         results["cpu_cores_total"] = sum(v for v in results["cpu_cores"].values() if v == v)
@@ -506,6 +475,12 @@ def _print(r: dict[str, Any]) -> None:
     )
     t.add_row("delivered msg/s", f"{r.get('delivered_per_s', 0):,.0f}", "")
     t.add_row("lost (published − delivered)", f"{r.get('lost')}", "0")
+    t.add_row(
+        "gaps in per-meter sequence (meters)",
+        f"{r.get('sequence_gaps')} ({r.get('meters_with_gaps')})",
+        "0",
+    )
+    t.add_row("duplicates / unparsable", f"{r.get('duplicates')} / {r.get('unparsable')}", "0")
     t.add_row("dropped in outboxes", f"{r.get('dropped_in_outboxes')}", "0")
     t.add_row("readings skipped (loop late)", f"{r.get('skipped_ticks')}", "0")
     t.add_row(
@@ -516,6 +491,13 @@ def _print(r: dict[str, Any]) -> None:
     for n, v in r.get("cpu_cores", {}).items():
         t.add_row(f"CPU {n}", f"{v:.2f} cores", "")
     t.add_row("CPU total", f"{r.get('cpu_cores_total', 0):.2f} cores", f"{r['cores']} cores")
+    per = r.get("cpu_us_per_reading") or {}
+    if per.get("fleet") is not None:
+        t.add_row(
+            "CPU per reading: fleet / subscriber / Mosquitto data",
+            f"{per['fleet']:.0f} / {per['subscriber']:.0f} / {per['mosquitto-data']:.0f} µs",
+            f"sum < {1e6 * r['cores'] * r['interval_s'] / r['meters']:.0f} µs",
+        )
     for n, v in r.get("peak_rss_mb", {}).items():
         t.add_row(f"peak RSS {n}", f"{v:.0f} MB", "")
     t.add_row("peak RSS fleet total", f"{r.get('fleet_rss_mb_total', 0):.0f} MB", "< 2 GB")
