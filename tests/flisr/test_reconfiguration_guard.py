@@ -162,3 +162,61 @@ def test_holdoff_parameter_is_checked() -> None:
     assert ReconfigurationApp()._apply({**base, "holdoff_s": 0})["holdoff_s"] == 0
     with pytest.raises(ParamError, match="'holdoff_s'"):
         ReconfigurationApp()._apply({**base, "holdoff_s": -1})
+
+
+async def test_the_service_model_follows_its_own_switching(model, monkeypatch) -> None:
+    """Without the catalog, the model the service plans on is the one its last run left: the
+    confirmed switch states, not the grid's normal state (the tripped breaker is found on it,
+    inside the plan's timed span, and the record names the topology read apart)."""
+    monkeypatch.delenv("GRIDEDGE_ADMIN_TOKEN", raising=False)
+    clock = Clock("stepped", start_ns=T0)
+    ctx = FakeContext("FLISR", clock, params={})
+    app = ReconfigurationApp()
+    app.params = app._apply({"grid": "turin-2feeder", "switch_device": "SWGW", "holdoff_s": 0})
+    app.model_twin = model
+    await asyncio.to_thread(app._load_model)
+    handle = app._on_location(ctx)
+    await handle("gridedge/v1/data/M1/fault-location", _loc("s1", "L-A2-A3", T0))
+    await _run_to_end(app, ctx, 1)
+    rec = FlisrRecord.from_json(ctx.on("record")[-1].payload)
+    assert set(rec.closed_switches) == {"CB-A", "TIE-AB"}
+    names = [s.name for s in rec.steps]
+    assert names.index("topology read") + 1 == names.index("reconfiguration compute")
+    states = {s.id: s.closed for s in app.restoration.switches}
+    assert not states["SW-A2-out"] and not states["SW-A3-in"]
+    assert states["CB-A"] and states["TIE-AB"]
+    # feeder B now also feeds A3..A6 through the tie: a fault on B's first cables trips CB-B,
+    # and the plan starts from the tie closed (it can only pick up what is still healthy)
+    clock.advance(10)
+    await handle(
+        "gridedge/v1/data/M-B/fault-location",
+        _loc("s2", "L-B3-B4", clock.now_ns() - 400_000_000, device="M-B"),
+    )
+    await _run_to_end(app, ctx, 2)
+    rec2 = FlisrRecord.from_json(ctx.on("record")[-1].payload)
+    assert rec2.location.record_id == "s2"
+    assert "CB-B" in rec2.closed_switches
+    assert not {"SW-A2-out", "SW-A3-in"} & set(rec2.closed_switches)  # A's fault stays isolated
+
+
+async def test_a_section_without_a_plan_is_reported(model, monkeypatch) -> None:
+    monkeypatch.delenv("GRIDEDGE_ADMIN_TOKEN", raising=False)
+    ctx = FakeContext("FLISR", Clock("stepped", start_ns=T0), params={})
+    app = ReconfigurationApp()
+    app.params = app._apply({"grid": "turin-2feeder", "switch_device": "SWGW"})
+    app.model_twin = model
+    await asyncio.to_thread(app._load_model)
+    loc = FaultLocation.from_json(_loc("x1", "L-A2-A3", T0)).model_copy(
+        update={"section_id": "L-NOWHERE"}
+    )
+    await app._on_location(ctx)("gridedge/v1/data/M1/fault-location", loc.to_json())
+    await eventually(lambda: app.ignored, 30)
+    assert app.ignored[0]["record_id"] == "x1"
+    assert (
+        "L-NOWHERE" in app.ignored[0]["reason"]
+        and "no restoration plan" in app.ignored[0]["reason"]
+    )
+    assert ctx.on("command") == [] and ctx.on("record") == []
+    (ev,) = [DeviceEvent.from_json(p.payload) for p in ctx.on("event")]
+    assert ev.kind is EventKind.ALARM and "L-NOWHERE" in ev.detail["reason"]
+    assert not app.active

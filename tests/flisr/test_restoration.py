@@ -228,3 +228,51 @@ def test_milp_equals_exhaustive_on_turin_urban() -> None:
         assert mi.restored_load_w == pytest.approx(ex.restored_load_w, rel=1e-12)
         assert mi.operations == ex.operations
         assert mi.lost_load_w == pytest.approx(ex.lost_load_w, rel=1e-9, abs=1e-6)
+
+
+def test_switches_isolating_an_earlier_fault_are_kept_open() -> None:
+    """After FLISR for L-A2 on the ring (SW-A1, SW-A2 open, A2..A4 fed through TIE-1), a fault on
+    L-B2 kills B2..B4 and, through TIE-1, A2..A4 too. The only way back for them is through the
+    first fault's zone: without ``keep`` the plan would close its switches again; with them
+    kept, both solvers leave it isolated and restore nothing."""
+    gm = _ring()
+    g = GridRestoration(convert(gm.net), gm.switch_role)
+    g.set_states({"CB-A": False})
+    first = milp(g, "L-A2")
+    assert sorted(first.isolate) == ["SW-A1", "SW-A2"]
+    plans = {}
+    for keep in ((), tuple(first.isolate)):
+        for solver in (exhaustive, milp):
+            g.set_states(first.states)
+            g.set_states({"CB-B": False})
+            plans[solver.__name__, keep] = solver(g, "L-B2", keep=keep)
+    free = plans["milp", ()]
+    assert {"SW-A1", "SW-A2"} <= set(free.close)  # what keep is for
+    assert free.operations == plans["exhaustive", ()].operations
+    for name in ("exhaustive", "milp"):
+        p = plans[name, tuple(first.isolate)]
+        assert not p.states["SW-A1"] and not p.states["SW-A2"], name
+        # A1 and B1 sit in the faulted zones: nothing healthy is reachable any more
+        assert p.feasible and p.restored_load_w == 0.0 and not p.close, name
+    ex, mi = plans["exhaustive", tuple(first.isolate)], plans["milp", tuple(first.isolate)]
+    assert mi.operations == ex.operations
+    with pytest.raises(RestorationError, match="SW-NOPE"):
+        milp(g, "L-B2", keep=["SW-NOPE"])
+
+
+def test_protecting_breaker_follows_the_switch_states(turin) -> None:
+    """The tripped breaker is found on the service's model as switched now: normally the
+    feeder's own breaker; with feeder A's tail fed through the tie, feeder B's."""
+    from gridedge.twin.faults import Fault
+    from gridedge.twin.model import Twin
+
+    gm, net = turin
+    g = GridRestoration(net, gm.switch_role)
+    twin = Twin.from_name("turin-2feeder")
+    for name in net.line_names:
+        assert g.protecting_breaker(name) == twin.protecting_breaker(Fault(name, 0.5)), name
+    g.set_states({"SW-A2-out": False, "SW-A3-in": False, "TIE-AB": True})
+    assert g.protecting_breaker("L-A4-A5") == "CB-B"
+    assert g.protecting_breaker("L-A1-A2") == "CB-A"
+    g.set_states({"CB-B": False})
+    assert g.protecting_breaker("L-A4-A5") is None  # no source reaches it

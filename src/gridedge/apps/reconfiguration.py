@@ -138,6 +138,8 @@ class ReconfigurationApp:
             await ctx.sleep(1.0)
 
     def _load_model(self) -> None:
+        """Load the grid model and build everything a plan needs once (zones, the power-flow
+        models, HiGHS warmed up): at start, so that the first fault pays only for its plan."""
         from gridedge.flisr.restoration import GridRestoration
         from gridedge.twin.model import Twin
 
@@ -292,15 +294,16 @@ class ReconfigurationApp:
             self.active.pop(loc.record_id, None)
 
     async def _flisr_run(self, ctx: Any, loc: FaultLocation, received_ns: int) -> None:
-        from gridedge.twin.faults import Fault
+        from gridedge.flisr.restoration import RestorationError, plan_after_trip
 
+        t_read = time.perf_counter()  # the run's clock starts when the location arrived
         async with self.busy:
             problems: list[str] = []
             if self.restoration is None:
                 await asyncio.to_thread(self._load_model)
             g = self.restoration
-            tw = self.model_twin
-            # the switch states the service believes in: catalog topology, then the trip
+            # the switch states the service believes in: the catalog's topology, else its own
+            # model as its last run left it; then the trip (inside the plan's timed span)
             topo = None
             admin = self._admin()
             if admin is None:
@@ -316,17 +319,21 @@ class ReconfigurationApp:
                     self.isolated = [z for z in self.isolated if not closed & set(z.switches)]
                 except Exception as exc:
                     problems.append(f"topology not read from the catalog: {exc}")
-            breaker = tw.protecting_breaker(Fault(loc.section_id, 0.5))
-            if breaker:
-                g.set_states({breaker: False})
             t0 = time.perf_counter()
-            from gridedge.flisr.restoration import plan_restoration
-
-            plan = await asyncio.to_thread(
-                plan_restoration, g, loc.section_id, self.params["method"]
-            )
-            t_plan_ns = int((time.perf_counter() - t0) * 1e9)
-            planned_ns = received_ns + t_plan_ns
+            read_ns = received_ns + int((t0 - t_read) * 1e9)
+            # the plan's compute: which breaker tripped, isolation, restoration, power flow
+            # switches isolating an earlier fault not yet repaired stay open
+            keep = sorted({s for z in self.isolated for s in z.switches})
+            try:
+                plan, breaker = await asyncio.to_thread(
+                    plan_after_trip, g, loc.section_id, self.params["method"], keep
+                )
+            except RestorationError as exc:  # e.g. a section no switch can isolate
+                self._ignore(ctx, loc, f"no restoration plan: {exc}")
+                if admin is not None:
+                    await admin.aclose()
+                return
+            planned_ns = read_ns + int((time.perf_counter() - t0) * 1e9)
             # actuation: isolate (together), then close one by one (breaker first, then ties)
             ops = list(
                 await asyncio.gather(*(self._send(ctx, s, False, "isolate") for s in plan.isolate))
@@ -346,6 +353,9 @@ class ReconfigurationApp:
                 problems += [f"{o.switch_id}: {o.reason}" for o in ops if not o.ok]
                 problems.append("isolation not confirmed: no switch closed")
             actuated_ns = max([o.confirmed_ns or o.sent_ns for o in ops], default=planned_ns)
+            # the service's model follows what the switches confirmed (the catalog's topology,
+            # when there is one, overrides it at the next run)
+            g.set_states({o.switch_id: o.closed for o in ops if o.ok and o.closed is not None})
             # new topology to the catalog (it pushes settings to the affected devices)
             version = None
             if admin is not None and topo is not None:
@@ -391,7 +401,14 @@ class ReconfigurationApp:
                 ),
                 step("location compute", loc.located_ns - int(loc.compute_s * 1e9), loc.located_ns),
                 step("messaging", loc.located_ns, received_ns, "fault location over MQTT"),
-                step("reconfiguration compute", received_ns, planned_ns, plan.method),
+                step(
+                    "topology read",
+                    received_ns,
+                    read_ns,
+                    "waiting for a run in progress, then the switch states "
+                    + ("from the catalog" if topo is not None else "of the service's own model"),
+                ),
+                step("reconfiguration compute", read_ns, planned_ns, plan.method),
                 step(
                     "actuation confirmed",
                     planned_ns,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -292,6 +293,35 @@ class GridRestoration:
         en = np.array([find(z) in src_roots for z in range(self.n_zones)])
         return en, radial
 
+    def protecting_breaker(self, faulted: str) -> str | None:
+        """The breaker that clears a fault on ``faulted`` with the switches as they are now: the
+        breaker nearest the fault on its path from a source over closed switches (the faulted
+        feeder's breaker in a radial grid). None if no source reaches the section."""
+        fz = self.zone_of(faulted)
+        adj: list[list[tuple[int, int]]] = [[] for _ in range(self.n_zones)]
+        for k in np.flatnonzero(self._closed).tolist():
+            a, b = int(self.sw_zone_a[k]), int(self.sw_zone_b[k])
+            adj[a].append((b, k))
+            adj[b].append((a, k))
+        pred: dict[int, tuple[int, int] | None] = {z: None for z in self.source_zones}
+        queue = list(self.source_zones)
+        for z in queue:  # breadth first: the list grows while it is walked
+            if z == fz:
+                break
+            for nb, k in adj[z]:
+                if nb not in pred:
+                    pred[nb] = (z, k)
+                    queue.append(nb)
+        if fz not in pred:
+            return None
+        step = pred[fz]
+        while step is not None:
+            z, k = step
+            if self.switches[k].role == "breaker":
+                return self.switches[k].id
+            step = pred[z]
+        return None
+
     # ------------------------------------------------------------------ power flow check
     def power_flow(self, configs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(v_min_pu over energised nodes, max branch loading) for each switch configuration
@@ -435,11 +465,16 @@ def _load_sum(loads: np.ndarray) -> float:
 
 
 def _relevant_switches(
-    g: GridRestoration, fz: int, border: list[int], en: np.ndarray | None = None
+    g: GridRestoration,
+    fz: int,
+    border: list[int],
+    en: np.ndarray | None = None,
+    keep: Iterable[str] = (),
 ) -> np.ndarray:
     """Switches worth deciding: those touching a zone that is dead once the fault is isolated
-    (tripped breaker included), minus the border of the faulted zone. ``en``: the zones
-    energised once the border is open, if already known."""
+    (tripped breaker included), minus the border of the faulted zone and the switches in
+    ``keep`` (held in their state: those isolating an earlier fault not yet repaired). ``en``:
+    the zones energised once the border is open, if already known."""
     if en is None:
         x = g.closed_array()
         x[border] = False
@@ -448,14 +483,19 @@ def _relevant_switches(
     dead[fz] = False
     rel = dead[g.sw_zone_a] | dead[g.sw_zone_b]
     rel[border] = False
+    for sid in keep:
+        if sid not in g.switch_index:
+            raise RestorationError(f"keep: {sid!r} is not a switch of the model")
+        rel[g.switch_index[sid]] = False
     return np.flatnonzero(rel)
 
 
-def exhaustive(g: GridRestoration, faulted: str) -> Plan:
-    """Every combination of the relevant switches; the reference optimum."""
+def exhaustive(g: GridRestoration, faulted: str, *, keep: Iterable[str] = ()) -> Plan:
+    """Every combination of the relevant switches; the reference optimum. ``keep``: switches
+    held in their present state (see :func:`milp`)."""
     t0 = time.perf_counter()
     fz, border = g.isolation(faulted)
-    rel = _relevant_switches(g, fz, border)
+    rel = _relevant_switches(g, fz, border, keep=keep)
     if len(rel) > MAX_EXHAUSTIVE_SWITCHES:
         raise RestorationError(
             f"{len(rel)} switches to decide: exhaustive search limited to {MAX_EXHAUSTIVE_SWITCHES}"
@@ -547,6 +587,7 @@ def milp(
     *,
     max_cuts: int = 20,
     time_limit_s: float = 5.0,
+    keep: Iterable[str] = (),
 ) -> Plan:
     """One-period restoration MILP (HiGHS), checked by power flow with no-good cuts.
 
@@ -558,7 +599,11 @@ def milp(
     points, or two feeders paralleled through the dead area, is a cycle through that node. What
     the merge drops are the capacity rows of the healthy part's switches; capacities are a
     pre-filter only, the power flow on the whole grid decides (and its no-good cuts), so the
-    optimum is the same."""
+    optimum is the same.
+
+    ``keep``: switches held in their present state whatever the plan gains — the switches that
+    isolate an earlier fault not yet repaired (the zone behind them is dead and would otherwise
+    look like load to restore)."""
     import highspy
 
     t0 = time.perf_counter()
@@ -569,7 +614,7 @@ def milp(
     en_base, _ = g.energised_zones(base)
     dead = np.flatnonzero(~en_base)
     dead = dead[dead != fz]
-    free = _relevant_switches(g, fz, border, en_base)
+    free = _relevant_switches(g, fz, border, en_base, keep)
     m, d = len(free), len(dead)
     if m == 0:
         return _isolate_only(g, faulted, fz, border, base, t0)
@@ -691,11 +736,24 @@ def _isolate_only(
     return g._summarise(faulted, fz, border, base, "milp-isolate-only", t0, vm[0], ld[0])
 
 
-def plan_restoration(g: GridRestoration, faulted: str, method: str = "milp") -> Plan:
+def plan_after_trip(
+    g: GridRestoration, faulted: str, method: str = "milp", keep: Iterable[str] = ()
+) -> tuple[Plan, str | None]:
+    """What the service computes per fault: the breaker that has tripped for it (found on the
+    service's model with its current switch states), that breaker marked open, then the plan."""
+    breaker = g.protecting_breaker(faulted)
+    if breaker:
+        g.set_states({breaker: False})
+    return plan_restoration(g, faulted, method, keep), breaker
+
+
+def plan_restoration(
+    g: GridRestoration, faulted: str, method: str = "milp", keep: Iterable[str] = ()
+) -> Plan:
     # no BLAS limit here (unlike fault location): nothing in a plan calls BLAS, and the first
     # use of threadpoolctl costs ~25 ms
     if method == "exhaustive":
-        return exhaustive(g, faulted)
+        return exhaustive(g, faulted, keep=keep)
     if method == "milp":
-        return milp(g, faulted)
+        return milp(g, faulted, keep=keep)
     raise RestorationError(f"method {method!r} is not one of 'milp', 'exhaustive'")
