@@ -616,8 +616,8 @@ def milp(
     dead = dead[dead != fz]
     free = _relevant_switches(g, fz, border, en_base, keep)
     m, d = len(free), len(dead)
-    if m == 0:
-        return _isolate_only(g, faulted, fz, border, base, t0)
+    if m == 0:  # nothing left to decide: isolating is the whole (optimal) plan
+        return _isolate_only(g, faulted, fz, border, base, t0, "milp")
     # reduced graph: node 0 = the energised grid, node 1 + k = dead zone dead[k]
     node_of_zone = np.zeros(g.n_zones, dtype=np.int64)
     node_of_zone[dead] = np.arange(1, d + 1)
@@ -730,10 +730,16 @@ def milp(
 
 
 def _isolate_only(
-    g: GridRestoration, faulted: str, fz: int, border: list[int], base: np.ndarray, t0: float
+    g: GridRestoration,
+    faulted: str,
+    fz: int,
+    border: list[int],
+    base: np.ndarray,
+    t0: float,
+    method: str = "milp-isolate-only",
 ) -> Plan:
     vm, ld = g.power_flow(base[None])
-    return g._summarise(faulted, fz, border, base, "milp-isolate-only", t0, vm[0], ld[0])
+    return g._summarise(faulted, fz, border, base, method, t0, vm[0], ld[0])
 
 
 def plan_after_trip(
