@@ -1,0 +1,95 @@
+"""The fleet's per-reading shortcuts give exactly what the plain pydantic path gives."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from gridedge.apps.telemetry import payload_json
+from gridedge.contracts.telemetry import Telemetry
+from gridedge.node.fleet import SyntheticDaq
+
+
+def _now(coro):  # type: ignore[no-untyped-def]
+    """Run a coroutine that never suspends (the synthetic DAQ) to its result."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("coroutine suspended")
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"device_id": "SM-1", "seq": 0, "energy_wh": None, "relay_closed": None},
+        {"device_id": "SM-1", "seq": 123456, "energy_wh": 1234.567891, "relay_closed": True},
+        {"device_id": "SM-1", "seq": 7, "energy_wh": 0.0, "relay_closed": False},
+    ],
+)
+def test_payload_is_byte_identical_to_the_models_json(update: dict) -> None:
+    daq = SyntheticDaq("SM-1", seed=3)
+    for _ in range(5):
+        reading = _now(daq.read_rms())
+        fast = payload_json(reading, **update)
+        assert fast == reading.model_copy(update=update).to_json()
+        back = Telemetry.from_json(fast)  # the contract validates it
+        assert back.seq == update["seq"] and back.energy_wh == update["energy_wh"]
+        assert back.voltage_v == reading.voltage_v and back.ts == reading.ts
+
+
+def test_payload_of_a_validated_reading_with_angles_and_phase() -> None:
+    reading = Telemetry(
+        device_id="M7",
+        ts=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds
+        voltage_v=[230.1],
+        current_a=[1e-7],
+        voltage_angle_deg=[-120.5],
+        current_angle_deg=[1e16],
+        frequency_hz=49.95,
+        phase="b",
+    )
+    update = {"seq": 3, "device_id": "M7", "energy_wh": 5.5, "relay_closed": None}
+    fast = payload_json(reading, **update)
+    assert fast == reading.model_copy(update=update).to_json()
+    assert Telemetry.from_json(fast).phase == "b"
+
+
+def test_non_finite_values_come_out_as_the_model_writes_them() -> None:
+    reading = Telemetry.model_construct(
+        **{**Telemetry(device_id="M1", voltage_v=[1.0], current_a=[1.0]).__dict__}
+    )
+    reading.__dict__["current_a"] = [math.nan]
+    update = {"seq": 1, "device_id": "M1", "energy_wh": math.inf, "relay_closed": None}
+    assert payload_json(reading, **update) == reading.model_copy(update=update).to_json()
+
+
+def test_unusual_readings_take_the_models_path() -> None:
+    class Special(Telemetry):
+        note: str = "x"
+
+    reading = Special(device_id="M1", voltage_v=[230.0], current_a=[1.0])
+    update = {"seq": 2, "device_id": "M1", "energy_wh": None, "relay_closed": None}
+    out = payload_json(reading, **update)
+    assert out == reading.model_copy(update=update).to_json() and b'"note":"x"' in out
+
+
+def test_synthetic_readings_are_short_plausible_and_validate() -> None:
+    daq = SyntheticDaq("SM-2", seed=11)
+    for _ in range(50):
+        r = _now(daq.read_rms())
+        again = Telemetry.model_validate(r.model_dump(by_alias=True))
+        assert again.voltage_v == r.voltage_v
+        assert all(220 < v < 240 and v == round(v, 2) for v in r.voltage_v)
+        assert all(c >= 0 and c == round(c, 3) for c in r.current_a)
+        assert r.power_factor == [0.95, 0.95, 0.95]
+        assert r.active_power_w is not None and all(
+            abs(p - round(v * c * 0.95, 1)) < 0.11
+            for p, v, c in zip(r.active_power_w, r.voltage_v, r.current_a, strict=True)
+        )
+        assert 49.9 < (r.frequency_hz or 0) < 50.1 and r.device_id == "SM-2"
+    # readings are fresh objects: the template is never handed out
+    a, b = _now(daq.read_rms()), _now(daq.read_rms())
+    assert a is not b and a.voltage_v is not b.voltage_v
