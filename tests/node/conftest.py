@@ -18,6 +18,7 @@ TEST_APPS = {
     "ticker": "tests.node.sample_apps:counter",
     "crasher": "tests.node.sample_apps:crasher",
     "staller": "tests.node.sample_apps:staller",
+    "tickcrasher": "tests.node.sample_apps:tick_crasher",
 }
 
 

@@ -61,3 +61,27 @@ class Staller:
 
 def staller() -> Staller:
     return Staller()
+
+
+class TickCrasher:
+    """Ticks on ``ctx.every`` (interval 2 s: longer than the 1 s watchdog, so only the timer keeps
+    it alive), publishes each tick, and raises on its second tick of its first run."""
+
+    async def run(self, ctx: Any) -> None:
+        ctx.state["starts"] = ctx.state.get("starts", 0) + 1
+        ticks = 0
+        timer = ctx.every(float(ctx.params.get("interval_s", 2.0)))
+        async for _ in timer:
+            ticks += 1
+            ctx.publish(
+                "ticker", json.dumps({"start": ctx.state["starts"], "tick": ticks}).encode()
+            )
+            if ctx.state["starts"] == 1 and ticks == 2:
+                raise RuntimeError("tick boom")
+
+    def on_params(self, params: dict[str, Any]) -> None:
+        pass
+
+
+def tick_crasher() -> TickCrasher:
+    return TickCrasher()

@@ -52,6 +52,26 @@ async def test_raising_app_is_restarted_while_others_continue(
     assert any(s.app == "crasher" and s.state.value == "running" for s in rec.app_states)
 
 
+async def test_app_on_the_shared_timer_is_supervised(catalog_server: Any, make_node: Any) -> None:
+    # ctx.every: a tick that raises ends run() and the app is restarted; waiting in the timer for
+    # longer than the 1 s watchdog is not a stall
+    secret = await register(
+        catalog_server, "S4", [COUNTER, {"name": "tickcrasher", "version": "1.0.0"}]
+    )
+    async with Collector(catalog_server.brokers.data.url, subscription(Plane.DATA, "S4")) as col:
+        node = await make_node("S4", secret)
+        await col.wait_for(lambda: len(col.on("ticker")) >= 4, 15)
+        await col.wait_for(lambda: len(col.on("event")) >= 1, 3)
+    runner = node.apps.runners["tickcrasher"]
+    assert runner.crashes == 1 and runner.stalls == 0 and runner.restarts == 1
+    got = [(b["start"], b["tick"]) for _, b in col.on("ticker")]
+    assert got[:4] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    ticks = [ts for ts, b in col.on("ticker") if b["start"] == 2]
+    assert 1.8 < ticks[1] - ticks[0] < 2.5  # on the 2 s grid
+    assert "RuntimeError: tick boom" in col.on("event")[0][1]["detail"]["reason"]
+    assert max_gap([ts for ts, _ in col.on("counter")]) < 0.05 + 0.25
+
+
 async def test_stalled_app_is_detected_and_restarted(catalog_server: Any, make_node: Any) -> None:
     # sample_apps.MANIFEST sets a 1 s watchdog for the test apps
     secret = await register(
@@ -94,3 +114,28 @@ async def test_blocking_app_runs_on_its_own_thread(
     assert "stalled" in ev["detail"]["reason"]
     # the node's loop never froze: the counter kept its pace during the 3 s blocking call
     assert max_gap([ts for ts, _ in col.on("counter")]) < 0.05 + 0.25
+
+
+async def test_telemetry_on_the_shared_timer_takes_a_new_interval_at_once(
+    catalog_server: Any, make_node: Any
+) -> None:
+    from gridedge.node.fleet import SyntheticDaq
+    from tests.node.test_node import set_apps
+
+    slow = {"name": "telemetry", "version": "1.0.0", "params": {"interval_s": 3.0}}
+    secret = await register(catalog_server, "S5", [slow], period=30.0)
+    async with Collector(
+        catalog_server.brokers.data.url, subscription(Plane.DATA, "S5", "telemetry")
+    ) as col:
+        node = await make_node("S5", secret, daq=SyntheticDaq("S5", 5))
+        await col.wait_for(lambda: len(col.on("telemetry")) >= 1, 10)
+        assert node.apps.runners["telemetry"].instance.app._timer is not None  # shared timer
+        await set_apps(catalog_server, "S5", [{**slow, "params": {"interval_s": 0.1}}])
+        node._poke.set()  # what the management-plane push does
+        await col.wait_for(lambda: len(col.on("telemetry")) >= 12, 10)
+    runner = node.apps.runners["telemetry"]
+    assert runner.restarts == 0 and runner.crashes == 0 and runner.stalls == 0
+    seqs = [b["seq"] for _, b in col.on("telemetry")]
+    assert seqs == list(range(len(seqs)))
+    times = [ts for ts, _ in col.on("telemetry")]
+    assert max_gap(times[-8:]) < 0.35  # the new 0.1 s interval, without waiting out the 3 s one

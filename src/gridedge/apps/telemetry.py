@@ -37,6 +37,7 @@ class TelemetryApp:
         self.interval_s = 1.0
         self.max_gap_s: float | None = None
         self._ticker = Ticker()
+        self._timer: Any = None  # the runtime's Periodic, while running on one
         self.log_bad_params: str | None = None
 
     # -- parameters ---------------------------------------------------------------------------
@@ -50,6 +51,8 @@ class TelemetryApp:
     def on_params(self, params: dict[str, Any]) -> None:
         """Re-parameterise without a restart; a bad set is refused and the old one kept."""
         self._apply(params)
+        if self._timer is not None:
+            self._timer.set_interval(self.interval_s)
         self._ticker.poke()
 
     def gap_limit_s(self) -> float:
@@ -62,18 +65,42 @@ class TelemetryApp:
             raise RuntimeError("telemetry needs a DAQ backend, and this node has none")
         failures = FailureLog(ctx.log, "reading the DAQ")
         ctx.state.setdefault("next_seq", 0)
+        every = getattr(ctx, "every", None)
+        if every is None:  # a context without the runtime's shared timer: a loop of its own
+            await self._run_sleeping(ctx, failures)
+            return
+        # the node runtime's periodic timer: one loop timer for every app of the node's event
+        # loop (in a fleet, 5,000 meters), instead of a sleeping task each
+        timer = self._timer = every(self.interval_s)
+        seen_skips = 0
+        try:
+            async for _ in timer:
+                if timer.skipped != seen_skips:
+                    ctx.state["skipped_ticks"] = (
+                        ctx.state.get("skipped_ticks", 0) + timer.skipped - seen_skips
+                    )
+                    seen_skips = timer.skipped
+                await self._read_and_publish(ctx, failures)
+        finally:
+            self._timer = None
+            timer.close()
+
+    async def _read_and_publish(self, ctx: Any, failures: FailureLog) -> None:
+        try:
+            reading = await ctx.daq.read_rms()
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # a failing DAQ is logged once, the app keeps polling
+            failures.failed(exc)
+            ctx.state["read_errors"] = ctx.state.get("read_errors", 0) + 1
+        else:
+            failures.succeeded()
+            ctx.publish(Stream.TELEMETRY, await self._message(ctx, reading), qos=1)
+
+    async def _run_sleeping(self, ctx: Any, failures: FailureLog) -> None:
         due = ctx.clock.now_ns()
         while True:
-            try:
-                reading = await ctx.daq.read_rms()
-            except NotImplementedError:
-                raise
-            except Exception as exc:  # a failing DAQ is logged once, the app keeps polling
-                failures.failed(exc)
-                ctx.state["read_errors"] = ctx.state.get("read_errors", 0) + 1
-            else:
-                failures.succeeded()
-                ctx.publish(Stream.TELEMETRY, await self._message(ctx, reading), qos=1)
+            await self._read_and_publish(ctx, failures)
             last = due
             step = ns(self.interval_s)
             due = last + step

@@ -109,6 +109,13 @@ class AppContext(Protocol):
         """Tell the watchdog the app is alive (call it in long loops that do not sleep)."""
         ...
 
+    def every(self, interval_s: float) -> Any:
+        """A periodic tick on the node's clock: ``async for _ in ctx.every(1.0): ...`` (the
+        first tick at once; late ticks skipped and counted in ``.skipped``; ``.set_interval(s)``
+        from ``on_params``). Cheaper than a ``sleep`` loop: one timer serves every app on the
+        node's event loop (gridedge.node.schedule.Periodic)."""
+        ...
+
 
 class App(Protocol):
     """What an app package's entry point returns (``module:factory`` → ``factory() -> App``)."""

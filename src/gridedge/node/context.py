@@ -21,6 +21,7 @@ from gridedge.contracts.catalog import DeviceSettings, GridPortion
 from gridedge.contracts.common import Message
 from gridedge.contracts.topics import Plane, topic
 from gridedge.node.appapi import ActuatorBackend, DaqBackend, MessageHandler
+from gridedge.node.schedule import Periodic
 
 
 class AppHost(Protocol):
@@ -61,6 +62,7 @@ class NodeAppContext:
         self.published = 0
         self._subs: list[tuple[Plane, int]] = []
         self._topics: dict[tuple[str, str | None, str], tuple[Plane, str]] = {}
+        self._timers: list[Periodic] = []
         self._app_loop: asyncio.AbstractEventLoop | None = None  # set for blocking apps
         self._node_thread = threading.get_ident()  # contexts are created on the node's loop
         self.closed = False
@@ -154,12 +156,31 @@ class NodeAppContext:
     def alive(self) -> None:
         self.last_alive = time.monotonic()
 
+    def every(self, interval_s: float) -> Periodic:
+        """A periodic tick on the node's clock, shared with every other app of the event loop
+        (gridedge.node.schedule): ``async for _ in ctx.every(1.0): ...``."""
+        self._timers = [t for t in self._timers if not t.closed]
+        timer = Periodic(self.clock, interval_s, on_tick=self.alive)
+        self._timers.append(timer)
+        return timer
+
     def idle_s(self) -> float:
+        # an app parked in its periodic timer waits on the runtime, not on itself: not a stall
+        # however long the interval
+        for timer in self._timers:
+            if timer.waiting:
+                return 0.0
         return time.monotonic() - self.last_alive
 
     def close(self) -> None:
-        """Drop this instance's subscriptions (called on the node's loop)."""
+        """Drop this instance's subscriptions and timers (called on the node's loop)."""
         self.closed = True
+        for timer in self._timers:
+            if self._app_loop is None:
+                timer.close()
+            elif not self._app_loop.is_closed():
+                self._app_loop.call_soon_threadsafe(timer.close)
+        self._timers.clear()
         for plane, token in self._subs:
             self._host.remove_subscription(plane, token)
         self._subs.clear()
