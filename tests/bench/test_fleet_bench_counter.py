@@ -154,3 +154,26 @@ def test_subscriber_process_as_the_bench_runs_it(
         assert proc.wait(timeout=20) == 0
     _check_counts(json.loads(out.with_suffix(".json").read_text()))
     assert len(out.read_bytes()) == len(out.with_suffix(".created").read_bytes()) == 7 * 8
+
+
+@pytest.mark.slow
+def test_bench_fleet_tiny_fleet_end_to_end(tmp_path: Path) -> None:
+    """The whole bench on 20 meters (figures not asserted beyond what must hold at any speed)."""
+    out = tmp_path / "fleet.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", "from gridedge.bench.cli import app; app()", "fleet",
+         "--meters", "20", "--interval", "0.5", "--duration", "5", "--swaps", "1",
+         "--json", str(out), "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["subscriber"] == "mosquitto_sub"
+    assert r["booted_meters"] == 20 and r["boot_failures"] == 0
+    assert r["published_total"] > 0 and r["lost"] == 0
+    assert r["sequence_gaps"] == 0 and r["duplicates"] == 0 and r["unparsable"] == 0
+    assert 0 < r["latency_ms_p50"] <= r["latency_ms_p99"] <= r["latency_ms_max"]
+    # CPU is read in 10 ms clock ticks: a few hundred readings may cost less than one tick
+    per = r["cpu_us_per_reading"]
+    assert per["subscriber"] >= per["subscriber_mosquitto_sub"] >= 0
+    assert per["fleet"] > 0 and per["mosquitto-data"] >= 0
