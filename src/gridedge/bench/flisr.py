@@ -49,6 +49,10 @@ SEED = {
     "messaging_worst_s": 1.0,
 }
 KINDS = {"1ph": "a", "2ph": "bc", "2ph-g": "bc", "3ph": "abc"}
+# one sag meter's reading noise (per one-cycle magnitude, relative), drawn independently for
+# the pre-fault and the during-fault reading; the locator is told the same figure, as a
+# settings document would tell it the meters' class
+SAG_NOISE = 0.001
 STEPS = (
     "detection",
     "window capture",
@@ -160,7 +164,7 @@ def _locate_one(fc: FeederCase, pre, st, rng, *, realistic: bool, head_phasors=N
     sags = []
     for m in fc.sag_points:
         g = np.abs(_class05(rng)) if realistic else np.ones(3)
-        nz = (lambda: 1 + rng.normal(0, 0.001, 3)) if realistic else (lambda: 1.0)
+        nz = (lambda: 1 + rng.normal(0, SAG_NOISE, 3)) if realistic else (lambda: 1.0)
         sags.append(
             SagReport(
                 m.id,
@@ -168,8 +172,17 @@ def _locate_one(fc: FeederCase, pre, st, rng, *, realistic: bool, head_phasors=N
                 np.abs(st.node_voltage(m.node_id)) * g * nz(),
             )
         )
+    # every secondary metered: the loads are the meters' readings and the head's VT-CT angle is
+    # calibrated against them; forecast loads only: scaled to the head's pre-fault power
+    metered = bool(fc.sag_points)
     t0 = time.perf_counter()
-    res = locate(model, head, sags, compensate_loads=True)
+    res = locate(
+        model,
+        head,
+        sags,
+        compensate_loads=not metered,
+        sag_error=SAG_NOISE if realistic else None,
+    )
     return res, time.perf_counter() - t0, model
 
 

@@ -201,9 +201,13 @@ class FeederModel:
             return np.eye(3) * y
         return y * (np.eye(3) - np.ones((3, 3)) / 3)
 
-    def build(self) -> None:
-        """Assemble Y (head + feeder nodes) and the feeder's impedance matrix with the head held
-        at a fixed voltage."""
+    def _line_admittance(self) -> np.ndarray:
+        """Y of the sections alone (head + feeder nodes): fixed per topology, so cached; a
+        fault only changes the loads on its diagonal."""
+        key = tuple((s.id, s.from_node, s.to_node) for s in self.sections)
+        cached = getattr(self, "_y_lines", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         n = len(self.nodes) + 1  # index 0 = head
         idx = {self.head_node: 0, **{k: i + 1 for k, i in self.node_index.items()}}
         Y = np.zeros((3 * n, 3 * n), dtype=complex)
@@ -215,14 +219,23 @@ class FeederModel:
             Y[sj, sj] += ys + s.y_shunt / 2
             Y[si, sj] -= ys
             Y[sj, si] -= ys
+        self._y_lines = (key, Y)
+        return Y
+
+    def build(self) -> None:
+        """Assemble Y (head + feeder nodes) and the feeder's impedance matrix with the head held
+        at a fixed voltage."""
+        Y = self._line_admittance().copy()
         for ld in self.loads:
-            j = idx[ld.node]
+            j = self.node_index[ld.node] + 1
             Y[3 * j : 3 * j + 3, 3 * j : 3 * j + 3] += self.load_admittance(ld)
         self.Y = Y
         self.Y_hh = Y[:3, :3]
         self.Y_hf = Y[:3, 3:]
         self.Y_fh = Y[3:, :3]
         self.Z = np.linalg.inv(Y[3:, 3:])
+        # caches key on this counter, never on id(self.Z): a freed matrix's id is soon reused
+        self._version = getattr(self, "_version", 0) + 1
         self._built = True
 
     def ensure_built(self) -> None:
@@ -233,7 +246,7 @@ class FeederModel:
     def no_fault(self, v_head: np.ndarray) -> np.ndarray:
         """Feeder node voltages (n, 3) for a head voltage, loads as admittances."""
         self.ensure_built()
-        key = (id(self.Z), v_head.tobytes())
+        key = (self._version, v_head.tobytes())
         cached = getattr(self, "_nf_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -280,10 +293,14 @@ class FeederModel:
         return first if first is not None else 0j
 
     # ---------------------------------------------------------------- faults
-    def _stack(self, watch: list[str]) -> dict[str, np.ndarray]:
-        """Per-section blocks of the impedance matrix, stacked for every section at once
-        (cached per watch list: the coarse search evaluates all sections in one go)."""
-        key = (id(self.Z), tuple(watch))
+    def _stack(
+        self, watch: list[str], views: list[np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per-section blocks of the impedance matrix, stacked for every section at once, the
+        watched nodes' rows already seen through each meter's view (an LV meter behind a Dyn
+        transformer). Cached per topology and meter set, so a fault pays only for its solves."""
+        vkey = b"".join(np.asarray(v, dtype=complex).tobytes() for v in views) if views else b""
+        key = (self._version, tuple(watch), vkey)
         cached = getattr(self, "_stack_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -299,8 +316,20 @@ class FeederModel:
         v = np.array([ix(s.to_node) for s in self.sections])
         blocks = zpad.reshape(n + 1, 3, n + 1, 3).transpose(0, 2, 1, 3)  # (n+1, n+1, 3, 3)
         w_idx = np.array([self.node_index[w] for w in watch], dtype=int)
+        vw = (
+            np.asarray(views, dtype=complex).reshape(len(w_idx), 3, 3)
+            if views
+            else np.broadcast_to(np.eye(3, dtype=complex), (len(w_idx), 3, 3))
+        )
         nb = [self.node_index[c.to_node] for c in self.children.get(self.head_node, [])]
         nb_idx = np.array(nb, dtype=int)
+
+        def rows(idx: np.ndarray, ends: np.ndarray, view: np.ndarray | None) -> np.ndarray:
+            b = blocks[idx][:, ends]  # (m, S, 3, 3)
+            if view is not None:
+                b = np.einsum("mij,msjk->msik", view, b)
+            return b.transpose(1, 0, 2, 3).reshape(len(ends), 3 * len(idx), 3)
+
         out = {
             "u": u,
             "v": v,
@@ -309,15 +338,19 @@ class FeederModel:
             "zuv": blocks[u, v],
             "zvu": blocks[v, u],
             "z": np.stack([s.z for s in self.sections]),
-            # rows of the watched / head-neighbour nodes in the columns of u and v: (S, 3m, 3)
-            "zu_w": blocks[w_idx][:, u].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(w_idx), 3),
-            "zv_w": blocks[w_idx][:, v].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(w_idx), 3),
-            "zu_n": blocks[nb_idx][:, u].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(nb_idx), 3),
-            "zv_n": blocks[nb_idx][:, v].transpose(1, 0, 2, 3).reshape(len(u), 3 * len(nb_idx), 3),
+            # rows of the watched (viewed) / head-neighbour nodes in the columns of u, v: (S,3m,3)
+            "zu_w": rows(w_idx, u, vw),
+            "zv_w": rows(w_idx, v, vw),
+            "zu_n": rows(nb_idx, u, None),
+            "zv_n": rows(nb_idx, v, None),
             "head_u": np.array([s.from_node == self.head_node for s in self.sections]),
             "w_idx": w_idx,
+            "w_view": vw,
             "nb_idx": nb_idx,
         }
+        out["zff_d0"] = out["zuu"]
+        out["zff_d2"] = out["zuu"] + out["zvv"] - (out["zuv"] + out["zvu"] + out["z"])
+        out["zff_d1"] = out["zuv"] + out["zvu"] + out["z"] - 2 * out["zuu"]
         if len(nb_idx):
             out["y_hf_nb"] = np.concatenate(
                 [self.Y_hf[:, 3 * j : 3 * j + 3] for j in nb_idx], axis=1
@@ -326,43 +359,69 @@ class FeederModel:
         return out
 
     def fault_response_all(
-        self, d: np.ndarray, y_fault: np.ndarray, v_head: np.ndarray, watch: list[str]
+        self,
+        d: np.ndarray,
+        y_fault: np.ndarray,
+        v_head: np.ndarray,
+        watch: list[str],
+        views: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`fault_response` for every section at once: v (S, k, w, 3), i_head (S, k, 3)."""
-        self.ensure_built()
-        st = self._stack(watch)
-        d = np.atleast_1d(np.asarray(d, dtype=float))
-        k = d.size
+        """:meth:`fault_response_at` for the same (d, y) on every section: v (S, k, w, 3),
+        i_head (S, k, 3)."""
         S = len(self.sections)
-        yf = np.broadcast_to(y_fault, (k, 3, 3))
+        d = np.atleast_1d(np.asarray(d, dtype=float))
+        return self.fault_response_at(
+            np.arange(S), np.broadcast_to(d, (S, d.size)), y_fault, v_head, watch, views
+        )
+
+    def fault_response_at(
+        self,
+        idx: np.ndarray,
+        d: np.ndarray,
+        y_fault: np.ndarray,
+        v_head: np.ndarray,
+        watch: list[str],
+        views: list[np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Faults at fractions ``d`` (S', k) of the sections ``idx`` (S',), admittances
+        ``y_fault`` broadcastable to (S', k, 3, 3): the watched nodes' voltages as their meters
+        see them (S', k, w, 3) and the head current (S', k, 3). One batched 3×3 solve and a few
+        gemms for all of them: every section is refined at once instead of one at a time."""
+        self.ensure_built()
+        st = self._stack(watch, views)
+        idx = np.asarray(idx, dtype=int)
+        d = np.asarray(d, dtype=float)
+        S, k = d.shape
+        yf = np.broadcast_to(y_fault, (S, k, 3, 3))
         v0 = self.no_fault(v_head)
         v0p = np.concatenate([v0, v_head[None]], axis=0)  # head at the padded index
-        v0u, v0v = v0p[st["u"]], v0p[st["v"]]  # (S,3)
-        dd = d[None, :, None]
-        vf0 = (1 - dd) * v0u[:, None, :] + dd * v0v[:, None, :]  # (S,k,3)
-        d4 = d[None, :, None, None]
+        v0u, v0v = v0p[st["u"][idx]], v0p[st["v"][idx]]  # (S,3)
+        dd = d[..., None]
+        vf0 = v0u[:, None, :] + dd * (v0v - v0u)[:, None, :]  # (S,k,3)
+        d4 = d[..., None, None]
         zff = (
-            (1 - d4) ** 2 * st["zuu"][:, None]
-            + d4**2 * st["zvv"][:, None]
-            + d4 * (1 - d4) * (st["zuv"] + st["zvu"] + st["z"])[:, None]
+            st["zff_d0"][idx][:, None]
+            + d4 * st["zff_d1"][idx][:, None]
+            + d4**2 * st["zff_d2"][idx][:, None]
         )  # (S,k,3,3)
-        m = np.eye(3) + yf[None] @ zff
-        i_f = np.linalg.solve(m, (yf[None] @ vf0[..., None]))[..., 0]  # (S,k,3)
+        m = np.eye(3) + yf @ zff
+        i_f = np.linalg.solve(m, (yf @ vf0[..., None]))[..., 0]  # (S,k,3)
         a = ((1 - dd) * i_f).transpose(0, 2, 1)  # (S,3,k)
         b = (dd * i_f).transpose(0, 2, 1)
         nw = len(st["w_idx"])
         if nw:
-            dv = st["zu_w"] @ a + st["zv_w"] @ b  # (S,3nw,k)
-            v_w = v0[st["w_idx"]][None, None] - dv.transpose(0, 2, 1).reshape(S, k, nw, 3)
+            dv = st["zu_w"][idx] @ a + st["zv_w"][idx] @ b  # (S,3nw,k)
+            v0w = np.einsum("mij,mj->mi", st["w_view"], v0[st["w_idx"]])
+            v_w = v0w[None, None] - dv.transpose(0, 2, 1).reshape(S, k, nw, 3)
         else:
             v_w = np.zeros((S, k, 0, 3), dtype=complex)
         i_head = np.broadcast_to(self.Y_hh @ v_head, (S, k, 3)).copy()
         if len(st["nb_idx"]):
             v_nb = v0[st["nb_idx"]].reshape(-1)[None, :, None] - (
-                st["zu_n"] @ a + st["zv_n"] @ b
+                st["zu_n"][idx] @ a + st["zv_n"][idx] @ b
             )  # (S,3nb,k)
             i_head += (st["y_hf_nb"][None] @ v_nb).transpose(0, 2, 1)
-        i_head += st["head_u"][:, None, None] * (1 - dd) * i_f
+        i_head += st["head_u"][idx][:, None, None] * (1 - dd) * i_f
         return v_w, i_head
 
     def _z_col(self, node: str) -> np.ndarray:
