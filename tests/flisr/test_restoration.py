@@ -13,6 +13,7 @@ from gridedge.flisr.restoration import (
     _load_sum,
     exhaustive,
     milp,
+    plan_after_trip,
 )
 from gridedge.twin.cables import MV_CABLES, SECONDARY_400KVA, CableType
 from gridedge.twin.grids import build
@@ -276,3 +277,34 @@ def test_protecting_breaker_follows_the_switch_states(turin) -> None:
     assert g.protecting_breaker("L-A1-A2") == "CB-A"
     g.set_states({"CB-B": False})
     assert g.protecting_breaker("L-A4-A5") is None  # no source reaches it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", [1.55, 2.0])
+def test_milp_equals_exhaustive_under_heavy_load(turin, scale: float) -> None:
+    """Loads scaled until the tie cannot carry everything (1.55: the power-flow check rejects
+    candidates and the MILP's cuts must lead to the same optimum) or until the grid is out of
+    limits before any restoration (2.0: secondary transformers overloaded, isolate only)."""
+    from power_grid_model import ComponentType as CT
+
+    gm, net = turin
+    n = len(net.input[CT.sym_load])
+    g = GridRestoration(net, gm.switch_role, load_scale=np.full(n, scale))
+    normal = {s.id: s.closed for s in g.switches}
+    isolate_only, solves = 0, []
+    for section in [x for x in net.line_names if x.startswith("L-")]:
+        g.set_states(normal)
+        mi, breaker = plan_after_trip(g, section)
+        g.set_states(normal)
+        g.set_states({breaker: False})
+        ex = exhaustive(g, section)
+        assert mi.restored_load_w == pytest.approx(ex.restored_load_w), section
+        assert mi.operations == ex.operations, section
+        assert mi.feasible == ex.feasible, section
+        isolate_only += mi.method != "milp"
+        solves.append(mi.solves)
+    # the cases really are constrained: some end in isolation only, and at 1.55 the power flow
+    # rejects MILP candidates (cuts) before the optimum
+    assert isolate_only > 0
+    if scale < 2:
+        assert max(solves) > 1

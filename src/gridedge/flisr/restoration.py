@@ -71,6 +71,7 @@ class Plan:
     compute_s: float
     restored_nodes: list[str] = field(default_factory=list)
     restored_loads: int = 0  # loads (secondary substations) the trip cut and the plan brings back
+    solves: int = 0  # MILP solves (1 + candidates the power flow rejected)
 
     @property
     def steps(self) -> list[tuple[str, bool]]:
@@ -218,6 +219,15 @@ class GridRestoration:
             self._sw_update.append((ct, arr, writes))
         self._pf_outputs = [ct for ct in (CT.node, CT.line, CT.transformer) if ct in self.input]
         self._source_array = np.array(self.source_zones, dtype=np.int64)
+        # loads only, all drawing power: more load on a path can only raise its currents and
+        # lower its voltages (what the MILP's stronger cuts rely on)
+        self.passive = not any(
+            len(self.input.get(ct, ())) for ct in (CT.sym_gen, CT.asym_gen)
+        ) and all(
+            bool(np.all(self.input[ct]["p_specified"] >= 0))
+            for ct in (CT.sym_load, CT.asym_load)
+            if ct in self.input
+        )
         self._zone_node_names = [[self.node_names[i] for i in zn] for zn in self.zone_nodes]
         if warm_up:
             self.warm_up()
@@ -708,23 +718,43 @@ def milp(
     )
     h.setOptionValue("mip_abs_gap", alpha / 10)
     best_plan = None
+    base_checked = False
+    solves = 0
     for _ in range(max_cuts + 1):
         h.run()
+        solves += 1
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             break
         sol = np.asarray(h.getSolution().col_value)
         xf = sol[X : X + m] > 0.5
+        wf = sol[W : W + m] > 0.5
         xs = base.copy()
         xs[free] = xf
         vmin, loading = g.power_flow(xs[None])
         if g.feasible(vmin, loading)[0]:
             best_plan = g._summarise(faulted, fz, border, xs, "milp", t0, vmin[0], loading[0])
             break
-        # no-good cut: exclude exactly this configuration of the free switches
-        coef = np.where(xf, 1.0, -1.0)
-        h.addRow(-inf, float(xf.sum() - 1), m, np.arange(X, X + m, dtype=np.int32), coef)
+        # Cut on the energised tree (w), not on x: the power flow sees only which switches are
+        # closed *and* energised, so every x with this tree fails alike. An overload or an
+        # undervoltage with loads only (no generation) fails for every tree that contains this
+        # one too — it adds load on the same paths, currents up, voltages down — so "at least
+        # one of its edges goes" (neglected: the charging current of the added cables, ~0.1 A
+        # per km of MV cable against the hundreds of amperes an overload is about).
+        # Overvoltage or no convergence: only this tree is cut.
+        idx = np.arange(W, W + m, dtype=np.int32)
+        if g.passive and np.isfinite(vmin[0]) and vmin[0] >= 0:
+            if not base_checked:  # the empty tree: does the grid fail without any restoration?
+                base_checked = True
+                vb, lb_ = g.power_flow(base[None])
+                if not g.feasible(vb, lb_)[0] and np.isfinite(vb[0]) and vb[0] >= 0:
+                    break  # then every tree fails: isolate only
+            used = idx[wf]
+            h.addRow(-inf, float(len(used) - 1), len(used), used, np.ones(len(used)))
+        else:
+            h.addRow(-inf, float(wf.sum() - 1), m, idx, np.where(wf, 1.0, -1.0))
     if best_plan is None:
         best_plan = _isolate_only(g, faulted, fz, border, base, t0)
+    best_plan.solves = solves
     best_plan.compute_s = time.perf_counter() - t0
     return best_plan
 
