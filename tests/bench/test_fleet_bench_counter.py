@@ -177,3 +177,20 @@ def test_bench_fleet_tiny_fleet_end_to_end(tmp_path: Path) -> None:
     per = r["cpu_us_per_reading"]
     assert per["subscriber"] >= per["subscriber_mosquitto_sub"] >= 0
     assert per["fleet"] > 0 and per["mosquitto-data"] >= 0
+
+
+async def test_a_late_reader_loses_nothing_and_is_reported(mosquitto: MosquittoInstance) -> None:
+    """More than the pipe holds arrives while nobody reads: mosquitto_sub waits (the broker
+    queues), every reading is still counted once, and the stall is reported."""
+    with MosquittoSubCounter(mosquitto.url) as sub:
+        now = time.time()
+        count = sub.pipe_bytes // 150 + 500  # lines are ≈ 200 bytes: more than the pipe holds
+        await _publish(mosquitto.url, [(_tel("m1"), _reading("m1", s, now)) for s in range(count)])
+        await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while sub.counter.summary()["unique"] < count and time.monotonic() < deadline:
+            sub.poll()
+            await asyncio.sleep(0.02)
+    summary = sub.counter.summary()
+    assert summary["unique"] == count and summary["gaps"] == 0 and summary["dup"] == 0
+    assert summary["pipe_full"] >= 1

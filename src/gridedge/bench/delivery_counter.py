@@ -45,7 +45,12 @@ LINE_FORMAT = "%U %t %p"
 
 _SEQ = re.compile(rb'"seq"\s*:\s*(\d+)')
 _TS = re.compile(rb'"ts"\s*:\s*"([^"]+)"')
-_PIPE_BYTES = 1 << 20  # 1 MiB pipe: ≈ 0.2 s of 10,000 readings/s, far above the read period
+# The pipe from mosquitto_sub: if it fills, mosquitto_sub blocks, stops reading its socket and
+# stamps later receive times — the measuring end would add latency. 16 MiB (needs root; else
+# the unprivileged maximum, usually 1 MiB) holds ≈ 3.5 s of 10,000 readings/s (≈ 0.2 s at 1 MiB)
+# against a read every 20 ms; a poll that finds the pipe full is counted (``pipe_full``).
+_PIPE_SIZES = (16 << 20, 4 << 20, 1 << 20)
+_READ_BYTES = 1 << 20
 _READ_PERIOD_S = 0.02
 
 
@@ -109,6 +114,7 @@ class DeliveryCounter:
     dup: int = 0
     bad: int = 0
     probe_seen: bool = False
+    pipe_full: int = 0  # reads that found mosquitto_sub's pipe full (it may have waited)
     _tail: bytes = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -191,6 +197,7 @@ class DeliveryCounter:
             "gaps": sum(missing.values()),
             "devices_with_gaps": sum(1 for v in missing.values() if v),
             "per_device_max": per_max,
+            "pipe_full": self.pipe_full,
         }
 
     def latencies_ms(self, t0: float = float("-inf"), t1: float = float("inf")) -> list[float]:
@@ -209,13 +216,17 @@ class MosquittoSubCounter:
     """``mosquitto_sub`` in a child process, its output parsed here. ``start()`` returns once
     the subscription is live (a probe message published with ``mosquitto_pub`` came back)."""
 
-    def __init__(self, url: str | BrokerAddress, client_id: str | None = None) -> None:
+    def __init__(
+        self, url: str | BrokerAddress, client_id: str | None = None, qos: int = 1
+    ) -> None:
+        self.qos = qos  # 1: the broker keeps what the counter has not acknowledged yet
         self.address = url if isinstance(url, BrokerAddress) else parse_broker_url(url)
         self.client_id = client_id or f"bench-sub-{os.getpid()}"
         self.counter = DeliveryCounter(ignore_device=self.client_id.encode())
         self._options = Path(tempfile.mkdtemp(prefix="gridedge-sub-"))
         self._proc: subprocess.Popen[bytes] | None = None
         self._probe_topic = topic(Plane.DATA, self.client_id, "bench-probe")
+        self.pipe_bytes = 0
 
     @property
     def pid(self) -> int | None:
@@ -232,7 +243,7 @@ class MosquittoSubCounter:
                 "-i",
                 self.client_id,
                 "-q",
-                "1",
+                str(self.qos),
                 "-k",
                 "60",
                 "-F",
@@ -249,8 +260,11 @@ class MosquittoSubCounter:
         )
         assert self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        for size in _PIPE_SIZES:
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+                break
+        self.pipe_bytes = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
         os.set_blocking(fd, False)
         deadline = time.monotonic() + timeout_s
         while not self.counter.probe_seen:
@@ -278,8 +292,10 @@ class MosquittoSubCounter:
         fd, total = self._proc.stdout.fileno(), 0
         while True:
             try:
-                chunk = os.read(fd, _PIPE_BYTES)
+                chunk = os.read(fd, _READ_BYTES)
             except BlockingIOError:
+                if total >= self.pipe_bytes:
+                    self.counter.pipe_full += 1
                 return total
             if not chunk:
                 return total

@@ -417,6 +417,8 @@ def run(
             lost=published_total - sub["unique"],
             duplicates=sub["dup"],
             unparsable=sub["bad"],
+            # polls that found mosquitto_sub's pipe full: the measuring end fell behind (0 expected)
+            subscriber_pipe_full=sub.get("pipe_full", 0),
             sequence_gaps=sub["gaps"],
             meters_with_gaps=sub["devices_with_gaps"],
             dropped_in_outboxes=sum(s["dropped"] for s in fleet_stats),
@@ -482,6 +484,8 @@ def _print(r: dict[str, Any]) -> None:
         "0",
     )
     t.add_row("duplicates / unparsable", f"{r.get('duplicates')} / {r.get('unparsable')}", "0")
+    if r.get("subscriber_pipe_full"):
+        t.add_row("subscriber fell behind (pipe full)", f"{r['subscriber_pipe_full']}", "0")
     t.add_row("dropped in outboxes", f"{r.get('dropped_in_outboxes')}", "0")
     t.add_row("readings skipped (loop late)", f"{r.get('skipped_ticks')}", "0")
     t.add_row(
