@@ -14,13 +14,22 @@ come from the device's grid portion (catalog topology); nothing of the twin's li
 Parameters: ``grid`` (required), ``point`` (measurement point of this meter in the model;
 default: the device id), ``meters`` ({device id: node id}; default: the grid portion's
 placements), ``sag_wait_s`` (0.3), ``match_window_s`` (2.0: how far apart two records' inception
-times may be to belong to one fault), ``refine`` (3). The wait ends early once every meter
-listed in ``meters`` has reported.
+times may be to belong to one fault), ``refine`` (3), ``sag_error`` (the sag meters' reading
+noise per one-cycle magnitude, relative; default: the locator's 0.2 %). The wait ends early once
+every meter listed in ``meters`` has reported.
+
+What is done once per topology (when the app starts, and again when the switch states or the
+meter placements change): the model's power flow (the forecast loads of unmetered secondaries)
+and the feeder's structure. Per fault: the feeder model with the reporting secondaries' own
+pre-fault readings as its loads, then the location. When every secondary of the feeder reported,
+its loads are metered and the head's VT–CT angle is calibrated against them
+(``compensate_loads=False``); otherwise the loads are scaled to the head's pre-fault power.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -33,7 +42,7 @@ from gridedge.contracts.flisr import FAULT_LOCATION_STREAM, FaultLocation, Locat
 from gridedge.contracts.topics import Plane, Stream, parse_topic, subscription
 
 NAME = "fault_location"
-KNOWN = {"grid", "point", "meters", "sag_wait_s", "match_window_s", "refine"}
+KNOWN = {"grid", "point", "meters", "sag_wait_s", "match_window_s", "refine", "sag_error"}
 MANIFEST = {"watchdog_s": 120.0}
 
 
@@ -44,6 +53,7 @@ class FaultLocationApp:
         self.model_twin: Any = None
         self.pending: asyncio.Task[None] | None = None
         self.located: list[FaultLocation] = []
+        self._base: tuple[Any, Any, Any] | None = None  # (key, pre-fault state, feeder info)
 
     def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
         unknown(params, KNOWN, NAME)
@@ -62,6 +72,11 @@ class FaultLocationApp:
             "sag_wait_s": number(params, "sag_wait_s", 0.3, ge=0, le=30, app=NAME),
             "match_window_s": number(params, "match_window_s", 2.0, gt=0, app=NAME),
             "refine": integer(params, "refine", 3, ge=1, app=NAME),
+            "sag_error": (
+                number(params, "sag_error", 0.002, gt=0, le=0.1, app=NAME)
+                if "sag_error" in params
+                else None
+            ),
         }
 
     def on_params(self, params: dict[str, Any]) -> None:
@@ -73,7 +88,8 @@ class FaultLocationApp:
     async def run(self, ctx: Any) -> None:
         self.params = self._apply(ctx.params)
         ctx.subscribe(subscription(Plane.DATA, "+", Stream.FAULT), self._on_record(ctx))
-        await asyncio.to_thread(self._model, ctx)  # build the model before any fault needs it
+        # build the model and the feeder before any fault needs them
+        await asyncio.to_thread(self._prepare, ctx)
         while True:
             await ctx.sleep(1.0)
 
@@ -146,6 +162,46 @@ class FaultLocationApp:
                     tw.operate(br.id, br.closed)
         return tw
 
+    def _prepare(self, ctx: Any) -> None:
+        """Per-topology work at start: the model, its power flow and the feeder's structure."""
+        tw = self._model(ctx)
+        with contextlib.suppress(ParamError):
+            head_pt = self._head_point(tw, None, ctx)
+            self._feeder_base(tw, head_pt, self._placements(ctx))
+
+    def _head_point(self, tw: Any, record_point: str | None, ctx: Any) -> Any:
+        point_id = self.params["point"] or record_point or ctx.device_id
+        head_pt = next((m for m in tw.measurement_points if m.id == point_id), None)
+        if head_pt is None:
+            raise ParamError(f"{NAME}: point {point_id!r} is not a measurement point of the model")
+        return head_pt
+
+    def _placements(self, ctx: Any) -> dict[str, str]:
+        placements = dict(self.params["meters"])
+        portion = getattr(ctx, "grid", None)
+        if not placements and portion is not None:
+            placements = dict(portion.devices)
+        return placements
+
+    def _feeder_base(self, tw: Any, head_pt: Any, placements: dict[str, str]) -> tuple:
+        """The model's pre-fault power flow (forecast loads) and the feeder's structure, cached
+        per topology (switch states), head point and meter placements: none of it depends on
+        the fault, so a fault does not pay for it."""
+        from gridedge.flisr.twin_model import build_feeder
+        from gridedge.twin.state import MeasurementPoint
+
+        meters = [MeasurementPoint(d, n) for d, n in sorted(placements.items())]
+        key = (
+            tuple(sorted(tw.switch_states().items())),
+            head_pt.id,
+            tuple(sorted(placements.items())),
+        )
+        if self._base is None or self._base[0] != key:
+            pre = tw.solve()
+            self._base = (key, pre, build_feeder(tw, head_pt, pre, meters=meters), meters)
+        _, pre, info0, meters = self._base
+        return pre, info0, meters
+
     def locate(self, ctx: Any, own: FaultRecord) -> FaultLocation:
         if own.pre is None or own.during is None:
             raise ValueError(
@@ -154,49 +210,39 @@ class FaultLocationApp:
             )
         from gridedge.flisr.location import HeadPhasors, SagReport, locate
         from gridedge.flisr.twin_model import build_feeder
-        from gridedge.twin.state import MeasurementPoint
 
         tw = self._model(ctx)
         t_start = time.perf_counter()
-        pre = tw.solve()
-        point_id = self.params["point"] or own.point_id or ctx.device_id
-        head_pt = next((m for m in tw.measurement_points if m.id == point_id), None)
-        if head_pt is None:
-            raise ParamError(f"{NAME}: point {point_id!r} is not a measurement point of the model")
-        placements = dict(self.params["meters"])
-        portion = getattr(ctx, "grid", None)
-        if not placements and portion is not None:
-            placements = dict(portion.devices)
+        head_pt = self._head_point(tw, own.point_id, ctx)
         window = self.params["match_window_s"] * 1e9
         others = [
             r
             for d, r in self.records.items()
             if d != ctx.device_id and abs(r.inception_ns - own.inception_ns) <= window
         ]
-        meters: list[MeasurementPoint] = []
+        placements = self._placements(ctx)
         known_points = {m.id: m for m in tw.measurement_points}
         for r in others:
-            node = placements.get(r.device_id)
-            if node is None and r.point_id in known_points:
-                node = known_points[r.point_id].node_id
-            if node is None:
-                ctx.log.warning("sag report of %s: no placement known, not used", r.device_id)
-                continue
-            meters.append(MeasurementPoint(r.device_id, node))
+            if r.device_id not in placements:
+                if r.point_id in known_points:
+                    placements[r.device_id] = known_points[r.point_id].node_id
+                else:
+                    ctx.log.warning("sag report of %s: no placement known, not used", r.device_id)
+        pre, info0, meters = self._feeder_base(tw, head_pt, placements)
         # loads: every reporting secondary's own pre-fault reading (LV side), else the model's
-        info0 = build_feeder(tw, head_pt, pre, meters=meters)
         estimate: dict[str, complex] = {}
         for r in others:
-            m = next((x for x in meters if x.id == r.device_id), None)
-            if m is None or m.node_id not in info0.transformer_of_lv or r.pre is None:
+            node = placements.get(r.device_id)
+            if node is None or node not in info0.transformer_of_lv or r.pre is None:
                 continue
             v = np.array(r.pre.voltage_complex())
             i = np.array(r.pre.current_complex())
             s = complex(np.sum(v * np.conj(i)))
-            estimate[info0.transformer_of_lv[m.node_id][0]] = s if s.real >= 0 else -s
+            estimate[info0.transformer_of_lv[node][0]] = s if s.real >= 0 else -s
         info = build_feeder(
             tw, head_pt, pre, meters=meters, load_estimate=estimate, load_estimate_at_lv=True
         )
+        metered = bool(estimate) and len(estimate) == len(info.model.loads)
         head = HeadPhasors(
             np.array(own.pre.voltage_complex()),
             np.array(own.pre.current_complex()),
@@ -214,7 +260,14 @@ class FaultLocationApp:
                 pre_v, dur_v = np.array(r.pre_rms_v), np.array(r.min_rms_v)
             if pre_v.size == 3 and np.all(pre_v > 0):
                 sags.append(SagReport(r.device_id, pre_v, dur_v))
-        res = locate(info.model, head, sags, refine=self.params["refine"])
+        res = locate(
+            info.model,
+            head,
+            sags,
+            refine=self.params["refine"],
+            compensate_loads=not metered,
+            sag_error=self.params["sag_error"],
+        )
         b = res.best
         sec = info.model.sections[info.model.section_index[b.section_id]]
         now = ctx.clock.now_ns()
