@@ -194,3 +194,11 @@ async def test_a_late_reader_loses_nothing_and_is_reported(mosquitto: MosquittoI
     summary = sub.counter.summary()
     assert summary["unique"] == count and summary["gaps"] == 0 and summary["dup"] == 0
     assert summary["pipe_full"] >= 1
+
+
+def test_refused_subscriber_is_a_clear_error(tmp_path: Path) -> None:
+    pw = write_password_file(tmp_path / "passwd", {"bench": "right"})
+    with MosquittoInstance("pw", free_port(), workdir=tmp_path / "mqtt", password_file=pw) as b:
+        addr = BrokerAddress(host="127.0.0.1", port=b.port, username="bench", password="wrong")
+        with pytest.raises(CounterError, match=r"mosquitto_sub exited .*(not authori|refused)"):
+            MosquittoSubCounter(addr).start(timeout_s=10)

@@ -115,6 +115,8 @@ class DeliveryCounter:
     bad: int = 0
     probe_seen: bool = False
     pipe_full: int = 0  # reads that found mosquitto_sub's pipe full (it may have waited)
+    client_exit: int | None = None  # mosquitto_sub's exit code if it ended before being stopped
+    client_stderr: str = ""
     _tail: bytes = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -198,6 +200,8 @@ class DeliveryCounter:
             "devices_with_gaps": sum(1 for v in missing.values() if v),
             "per_device_max": per_max,
             "pipe_full": self.pipe_full,
+            "client_exit": self.client_exit,
+            "client_stderr": self.client_stderr.strip(),
         }
 
     def latencies_ms(self, t0: float = float("-inf"), t1: float = float("inf")) -> list[float]:
@@ -227,6 +231,7 @@ class MosquittoSubCounter:
         self._proc: subprocess.Popen[bytes] | None = None
         self._probe_topic = topic(Plane.DATA, self.client_id, "bench-probe")
         self.pipe_bytes = 0
+        self._stderr_path = self._options / "mosquitto_sub.stderr"
 
     @property
     def pid(self) -> int | None:
@@ -236,6 +241,7 @@ class MosquittoSubCounter:
         sub, pub = find_client("mosquitto_sub"), find_client("mosquitto_pub")
         conn = client_args(self.address, self._options)
         env = client_env(self._options)
+        err = self._stderr_path.open("wb")
         self._proc = subprocess.Popen(
             [
                 sub,
@@ -254,10 +260,12 @@ class MosquittoSubCounter:
                 self._probe_topic,
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            # a file, not a pipe: a client that keeps complaining must never block on stderr
+            stderr=err,
             env=env,
             start_new_session=True,
         )
+        err.close()
         assert self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         for size in _PIPE_SIZES:
@@ -269,8 +277,9 @@ class MosquittoSubCounter:
         deadline = time.monotonic() + timeout_s
         while not self.counter.probe_seen:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                raise CounterError(f"mosquitto_sub exited ({self._proc.returncode}): {err.strip()}")
+                code = self._proc.returncode
+                self.stop()
+                raise CounterError(f"mosquitto_sub exited ({code}): {self.counter.client_stderr}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise CounterError(f"mosquitto_sub: no subscription within {timeout_s} s")
@@ -316,6 +325,8 @@ class MosquittoSubCounter:
             return
         if proc.poll() is None:
             proc.terminate()
+        else:  # it ended on its own: every reading after that is missing, say why
+            self.counter.client_exit = proc.returncode
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -327,8 +338,8 @@ class MosquittoSubCounter:
         if rest:
             self.counter.feed(rest)
         proc.stdout.close()
-        if proc.stderr:
-            proc.stderr.close()
+        with contextlib.suppress(OSError):
+            self.counter.client_stderr = self._stderr_path.read_text(errors="replace")[-2000:]
         shutil.rmtree(self._options, ignore_errors=True)
 
     def __enter__(self) -> MosquittoSubCounter:

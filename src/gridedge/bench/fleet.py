@@ -385,6 +385,10 @@ def run(
         procs["subscriber"].send_signal(signal.SIGTERM)
         procs["subscriber"].wait(timeout=120)
         sub = json.loads((work / "sub.json").read_text())
+        if sub.get("client_exit") is not None:
+            results.setdefault("notes", []).append(
+                f"mosquitto_sub ended early ({sub['client_exit']}): {sub.get('client_stderr')}"
+            )
         fleet_stats = []
         for k in range(nproc):
             f = work / f"fleet{k}.json"
