@@ -93,3 +93,72 @@ def test_synthetic_readings_are_short_plausible_and_validate() -> None:
     # readings are fresh objects: the template is never handed out
     a, b = _now(daq.read_rms()), _now(daq.read_rms())
     assert a is not b and a.voltage_v is not b.voltage_v
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_client_parses_received_packets_without_gmqtts_read_loop(
+    mosquitto, loop_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import uvloop
+
+    from gridedge.broker.client import MqttClient, _DirectReadProtocol
+
+    # gmqtt's own path feeds every received chunk to a StreamReader: count those
+    fed: list[int] = []
+    feed = asyncio.StreamReader.feed_data
+
+    def counting_feed(self, data):  # type: ignore[no-untyped-def]
+        fed.append(len(data))
+        return feed(self, data)
+
+    monkeypatch.setattr(asyncio.StreamReader, "feed_data", counting_feed)
+
+    async def scenario() -> None:
+        got: list[tuple[str, bytes]] = []
+        sub = MqttClient(mosquitto.url, client_id="hp-sub")
+        pub = MqttClient(mosquitto.url, client_id="hp-pub")
+        await sub.connect()
+        await pub.connect()
+        try:
+            for c in (sub, pub):
+                assert type(c._client._connection._protocol) is _DirectReadProtocol
+            sub.subscribe("hp/#", lambda t, p: got.append((t, p)), qos=1)
+            await asyncio.sleep(0.2)
+            big = bytes(range(256)) * 800  # 200 KB: arrives in many chunks, split mid-packet
+            payloads = [f"{k}".encode() * (1 + k % 50) for k in range(300)] + [big]
+            for k, p in enumerate(payloads):
+                pub.publish(f"hp/{k}", p, qos=1)
+            storage = pub._client._persistent_storage
+            for _ in range(100):
+                if len(got) == len(payloads) and storage.is_empty:
+                    break
+                await asyncio.sleep(0.05)
+            # every message arrived whole and in order; every PUBACK was taken
+            assert [p for _, p in got] == payloads
+            assert [t for t, _ in got] == [f"hp/{k}" for k in range(len(payloads))]
+            assert storage.is_empty and not pub._client._connection._protocol._unparsed
+            # the broker goes away and comes back: the new connection parses directly too
+            mosquitto.stop()
+            await asyncio.sleep(0.5)
+            mosquitto.start()
+            await asyncio.wait_for(pub.wait_connected(), 15)
+            assert type(pub._client._connection._protocol) is _DirectReadProtocol
+            await asyncio.wait_for(sub.wait_connected(), 15)
+            await asyncio.sleep(0.3)
+            pub.publish("hp/after", b"again", qos=1)
+            for _ in range(100):
+                if got[-1] == ("hp/after", b"again"):
+                    break
+                await asyncio.sleep(0.05)
+            assert got[-1] == ("hp/after", b"again")
+        finally:
+            await pub.disconnect()
+            await sub.disconnect()
+
+    if loop_kind == "uvloop":
+        uvloop.run(scenario())
+    else:
+        asyncio.run(scenario())
+    assert fed == []  # not one chunk went through gmqtt's StreamReader and read loop

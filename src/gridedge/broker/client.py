@@ -5,6 +5,14 @@ What this adds to gmqtt: connect from a broker URL/endpoint with a clear error, 
 incoming messages to handlers by subscription pattern, re-subscription after every reconnect,
 and a last-will for liveness. Handlers may be plain functions or coroutines; an exception in a
 handler is logged once per handler and never kills the connection.
+
+One change to gmqtt's inside, for CPU: its protocol feeds every received chunk into an
+``asyncio.StreamReader`` and a read-loop task per connection wakes up to parse it — a future and
+a task switch per PUBACK, for a meter that publishes one QoS 1 reading a second over its own
+connection. :class:`_DirectReadProtocol` parses the chunk right in ``data_received`` with
+gmqtt's own parser (``_read_packet``) and hands the packets to gmqtt's own handler, as the read
+loop would have; end of stream still reaches the (now idle) read loop, which closes the
+connection as before.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import gmqtt
+from gmqtt.mqtt.protocol import MQTTProtocol
 from paho.mqtt.client import topic_matches_sub
 
 from gridedge.broker.urls import BrokerAddress, from_endpoint, parse_broker_url
@@ -41,6 +50,41 @@ class _Sub:
     failed_once: bool = False
 
 
+class _DirectReadProtocol(MQTTProtocol):
+    """gmqtt's MQTTProtocol, parsing received bytes at once instead of through its read loop."""
+
+    _unparsed = b""  # the start of a packet whose rest has not arrived yet
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._unparsed + data if self._unparsed else data
+        parsed = self._read_packet(buf)  # gmqtt's parser; calls connection.put_package per packet
+        if parsed < 0:  # a malformed length: the stream cannot be re-synchronised
+            self._unparsed = b""
+            log.warning("malformed MQTT packet length from the broker; closing the connection")
+            if self._transport is not None:
+                self._transport.close()
+            return
+        self._unparsed = buf[parsed:] if parsed < len(buf) else b""
+
+
+class _GmqttClient(gmqtt.Client):
+    """gmqtt.Client whose connections parse received packets in ``data_received``."""
+
+    async def _create_connection(self, *args: object, **kwargs: object) -> object:
+        connection = await super()._create_connection(*args, **kwargs)
+        proto = getattr(connection, "_protocol", None)
+        # Nothing can have been received yet (the broker speaks only after our CONNECT, which is
+        # sent after this returns), so switching the parser here loses no bytes. Only gmqtt's
+        # own protocol class is switched: anything else keeps gmqtt's read loop.
+        # The transport is told again (set_protocol): uvloop keeps the protocol's bound
+        # data_received from connection time, and would go on calling gmqtt's.
+        transport = getattr(connection, "_transport", None)
+        if type(proto) is MQTTProtocol and transport is not None:
+            proto.__class__ = _DirectReadProtocol
+            transport.set_protocol(proto)
+        return connection
+
+
 class MqttClient:
     def __init__(
         self,
@@ -59,7 +103,7 @@ class MqttClient:
         self.address: BrokerAddress = broker
         self.client_id = client_id or f"gridedge-{uuid.uuid4().hex[:12]}"
         will_msg = gmqtt.Message(will[0], will[1], qos=will[2], retain=will[3]) if will else None
-        self._client = gmqtt.Client(
+        self._client = _GmqttClient(
             self.client_id, clean_session=clean_session, will_message=will_msg
         )
         self._client.set_config({"reconnect_retries": -1, "reconnect_delay": reconnect_delay_s})
