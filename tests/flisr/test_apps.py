@@ -22,8 +22,12 @@ def test_fault_location_params() -> None:
         app._apply({"grid": "turin-2feeder", "sag_wait_s": -1})
     with pytest.raises(ParamError, match="bogus"):
         app._apply({"grid": "turin-2feeder", "bogus": 1})
+    with pytest.raises(ParamError, match="'sag_error'"):
+        app._apply({"grid": "turin-2feeder", "sag_error": 0})
     ok = app._apply({"grid": "turin-2feeder", "meters": {"M2": "SS-A4-LV"}})
     assert ok["sag_wait_s"] == 0.3 and ok["meters"] == {"M2": "SS-A4-LV"}
+    assert ok["sag_error"] is None  # the locator's own default
+    assert app._apply({"grid": "turin-2feeder", "sag_error": 0.001})["sag_error"] == 0.001
 
 
 def test_reconfiguration_params() -> None:

@@ -121,3 +121,85 @@ def test_twin_faults_located_within_a_metre(twin2: Twin, fault: Fault) -> None:
     assert out.best.rf_ohm == pytest.approx(fault.r_f_ohm, abs=0.05)
     # reported between the two substations the section joins
     assert out.best.from_node.startswith(("SS-A", "CB-A")) and out.best.to_node.startswith("SS-A")
+
+
+# ---------------------------------------------------------------- class-0.5 head instruments
+# VT and CT errors of each channel (ratio, phase), within class 0.5 (IEC 61869-2/-3)
+_GV = np.array([1.004 * np.exp(0.3j * np.pi / 180), 0.997 * np.exp(-0.2j * np.pi / 180),
+                1.002 * np.exp(0.33j * np.pi / 180)])  # fmt: skip
+_GI = np.array([0.996 * np.exp(-0.45j * np.pi / 180), 1.003 * np.exp(0.35j * np.pi / 180),
+                1.0 * np.exp(-0.5j * np.pi / 180)])  # fmt: skip
+_METERS2 = [MeasurementPoint(f"SM-A{k}", f"SS-A{k}-LV", f"TR-A{k}", "to") for k in range(1, 7)]
+
+
+def _twin_head(twin2: Twin, pre, during) -> HeadPhasors:
+    return HeadPhasors(
+        pre.node_voltage("BB-A") * _GV,
+        pre.branch_current("CB-A") * _GI,
+        during.node_voltage("BB-A") * _GV,
+        during.branch_current("CB-A") * _GI,
+    )
+
+
+def test_head_angle_calibration_recovers_the_vt_ct_phase_error(twin2: Twin) -> None:
+    """The pre-fault current against the model's metered loads gives the head's relative
+    VT–CT angle per phase (the VT differences are equalised first, so what remains is
+    g_I / g_V,common); the magnitude is deliberately *not* taken from it (constant-power loads
+    make the pre-fault ratio g_I·conj(g_V), off by |g_V|² in magnitude)."""
+    from gridedge.flisr.location import _calibrate_head_angle, equalise_voltage_channels
+
+    pre = twin2.solve()
+    info = build_feeder(twin2, "M1", pre, meters=_METERS2)
+    head = equalise_voltage_channels(_twin_head(twin2, pre, pre))
+    c_mean, sigma = _calibrate_head_angle(info.model, head, 0.005, 0.5, 0.002)
+    g_v = head.v_pre / pre.node_voltage("BB-A")  # the VT gain left after equalising
+    truth = np.angle(_GI / g_v, deg=True)
+    assert np.allclose(np.angle(1 + c_mean, deg=True), truth, atol=0.01)
+    assert np.allclose(np.abs(1 + c_mean), 1.0)
+    assert 0 < sigma < np.deg2rad(0.5)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("L-A2-A3", 0.4, "1ph", "a", 10.0),
+        Fault("L-A4-A5", 0.6, "3ph", "abc", 8.0),
+        Fault("L-A3-A4", 0.3, "2ph", "bc", 12.0),
+    ],
+)
+def test_calibrated_class05_head_alone_finds_the_section_at_high_rf(
+    twin2: Twin, fault: Fault
+) -> None:
+    """Without any sag report, at Rf 8–12 Ω the head's 0.5° CT/VT phase error moves the
+    apparent reactance by more than a 220-m section; calibrated against the metered loads,
+    the head alone finds the section (uncalibrated, all three land a section or more away)."""
+    pre, during = twin2.solve(), twin2.compute_fault(fault)
+    info = build_feeder(twin2, "M1", pre, meters=_METERS2)
+    out = locate(info.model, _twin_head(twin2, pre, during), [], compensate_loads=False)
+    length = next(ln.length_m for ln in twin2.line_data() if ln.id == fault.branch_id)
+    assert out.best.section_id == fault.branch_id
+    assert abs(out.best.distance_m - fault.fraction * length) < 25.0
+    assert out.best.rf_ohm == pytest.approx(fault.r_f_ohm, rel=0.05)
+
+
+def test_sag_depths_are_ratios_so_meter_gain_errors_cancel(twin2: Twin) -> None:
+    """Each sag meter's own class-0.5 gain error is the same before and during the fault, so
+    the locator must compare |V|during/|V|before; the location must not move when every meter
+    reads with a different gain."""
+    fault = Fault("L-A3-A4", 0.35, "1ph", "b", 15.0)
+    pre, during = twin2.solve(), twin2.compute_fault(fault)
+    gains = np.random.default_rng(5).uniform(0.995, 1.005, (len(_METERS2), 3))
+    results = []
+    for g in (np.ones_like(gains), gains):
+        info = build_feeder(twin2, "M1", pre, meters=_METERS2)
+        sags = [
+            SagReport(
+                m.id,
+                np.abs(pre.node_voltage(m.node_id)) * gk,
+                np.abs(during.node_voltage(m.node_id)) * gk,
+            )
+            for m, gk in zip(_METERS2, g, strict=True)
+        ]
+        results.append(locate(info.model, _twin_head(twin2, pre, during), sags).best)
+    assert results[1].section_id == results[0].section_id == fault.branch_id
+    assert abs(results[1].distance_m - results[0].distance_m) < 0.5
