@@ -162,3 +162,58 @@ def test_client_parses_received_packets_without_gmqtts_read_loop(
     else:
         asyncio.run(scenario())
     assert fed == []  # not one chunk went through gmqtt's StreamReader and read loop
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 127 - 40, 16_383, 16_384, 2_097_152])
+@pytest.mark.parametrize(("qos", "retain"), [(0, False), (1, False), (1, True), (0, True)])
+def test_lean_publish_packet_is_gmqtts_packet(size: int, qos: int, retain: bool) -> None:
+    import gmqtt
+    from gmqtt.mqtt.constants import MQTTv311
+    from gmqtt.mqtt.package import PublishPacket
+    from gmqtt.mqtt.utils import IdGenerator
+
+    from gridedge.broker.client import encode_topic, publish_packet
+
+    class Proto:  # what build_package reads from gmqtt's protocol
+        proto_ver = MQTTv311
+        id_generator = IdGenerator()
+
+    topic = "gridedge/v1/data/SM-ü1/telemetry"
+    payload = bytes(k % 251 for k in range(size))
+    mid, theirs = PublishPacket.build_package(
+        gmqtt.Message(topic, payload, qos=qos, retain=retain), Proto()
+    )
+    ours = publish_packet(encode_topic(topic), payload, qos, retain, mid)
+    assert ours == bytes(theirs)
+
+
+async def test_lean_publish_goes_through_gmqtts_in_flight_store(mosquitto) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from gridedge.broker.client import MqttClient
+
+    got: list[bytes] = []
+    sub = MqttClient(mosquitto.url, client_id="lp-sub")
+    pub = MqttClient(mosquitto.url, client_id="lp-pub")
+    await sub.connect()
+    await pub.connect()
+    try:
+        sub.subscribe("lp/x", lambda t, p: got.append(p), qos=1)
+        await asyncio.sleep(0.2)
+        stored: list[int] = []
+        storage = pub._client._persistent_storage
+        push = storage.push_message
+        storage.push_message = lambda mid, pkt: (stored.append(mid), push(mid, pkt))  # type: ignore[method-assign]
+        for k in range(50):
+            pub.publish("lp/x", f"{k}".encode(), qos=1)
+        pub.publish("lp/x", "text", qos=0)  # str: gmqtt's own path
+        assert len(stored) == 50 and len(set(stored)) == 50  # ids from gmqtt's allocator
+        for _ in range(100):
+            if len(got) == 51 and storage.is_empty:
+                break
+            await asyncio.sleep(0.05)
+        assert got == [f"{k}".encode() for k in range(50)] + [b"text"]
+        assert storage.is_empty and pub.messages_out == 51
+    finally:
+        await pub.disconnect()
+        await sub.disconnect()

@@ -13,6 +13,14 @@ connection. :class:`_DirectReadProtocol` parses the chunk right in ``data_receiv
 gmqtt's own parser (``_read_packet``) and hands the packets to gmqtt's own handler, as the read
 loop would have; end of stream still reaches the (now idle) read loop, which closes the
 connection as before.
+
+And one on the way out: an MQTT 3.1.1 PUBLISH at QoS 0/1 is encoded here (:func:`publish_packet`,
+MQTT 3.1.1 §3.3: fixed header, remaining length, topic, packet id, payload — the bytes gmqtt's
+``PublishPacket.build_package`` produces, tested byte for byte) with the topic's encoding
+cached, instead of a gmqtt ``Message`` object, a ``bytearray`` built piece by piece and three
+debug-log calls per reading. Packet ids still come from gmqtt's allocator, the packet still goes
+out through gmqtt's protocol and into its in-flight store, so PUBACKs, replay after a reconnect
+and the outbox's AckTracker work unchanged. MQTT 5, QoS 2 and anything unusual go to gmqtt.
 """
 
 from __future__ import annotations
@@ -36,6 +44,40 @@ from gridedge.contracts.common import Message
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], Awaitable[None] | None]
+
+
+def _remaining_length(n: int) -> bytes:
+    """MQTT's variable byte integer (§2.2.3)."""
+    if n < 128:
+        return bytes((n,))
+    if n < 16_384:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | 0x80 if n else digit)
+        if not n:
+            return bytes(out)
+
+
+def encode_topic(topic: str) -> bytes:
+    """A topic as MQTT writes it: two length bytes, then UTF-8."""
+    raw = topic.encode()
+    if len(raw) > 65_535:
+        raise ValueError(f"MQTT topic longer than 65,535 bytes: {topic[:80]}…")
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def publish_packet(topic: bytes, payload: bytes, qos: int, retain: bool, mid: int | None) -> bytes:
+    """An MQTT 3.1.1 PUBLISH (QoS 0 or 1) for an encoded topic (:func:`encode_topic`)."""
+    length = len(topic) + len(payload) + (2 if qos else 0)
+    if length > 268_435_455:
+        raise ValueError("Payload too large.")
+    head = bytes((0x30 | (qos << 1) | (1 if retain else 0),)) + _remaining_length(length)
+    if qos:
+        assert mid is not None
+        return b"".join((head, topic, mid.to_bytes(2, "big"), payload))
+    return b"".join((head, topic, payload))
 
 
 class BrokerUnavailable(ConnectionError):
@@ -115,6 +157,7 @@ class MqttClient:
         self._subs: list[_Sub] = []
         self._connected = asyncio.Event()
         self._version = mqtt_version
+        self._topics: dict[str, bytes] = {}  # encoded topics of the lean publish path
         self.messages_in = 0
         self.messages_out = 0
         self.handler_errors = 0
@@ -165,8 +208,34 @@ class MqttClient:
     ) -> None:
         if isinstance(payload, Message):
             payload = payload.to_json()
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+        if not (
+            qos <= 1
+            and type(payload) is bytes
+            and self._version == gmqtt.constants.MQTTv311
+            and self._publish_311(topic, payload, qos, retain)
+        ):
+            self._client.publish(topic, payload, qos=qos, retain=retain)
         self.messages_out += 1
+
+    def _publish_311(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """gmqtt's ``Client.publish`` for the common case, without its per-message objects.
+        False: not the common case, let gmqtt do it."""
+        gm = self._client
+        conn = gm._connection
+        proto = getattr(conn, "_protocol", None)
+        if proto is None or gm._connection_state.protocol_version != gmqtt.constants.MQTTv311:
+            return False
+        encoded = self._topics.get(topic)
+        if encoded is None:
+            if len(self._topics) > 1024:  # apps publishing on ever new topics: keep it bounded
+                self._topics.clear()
+            encoded = self._topics[topic] = encode_topic(topic)
+        mid = proto.id_generator.next_id() if qos else None
+        packet = publish_packet(encoded, payload, qos, retain, mid)
+        proto.write_data(packet)  # gmqtt's: stamps the keepalive clock, skips a closed socket
+        if qos:
+            gm._persistent_storage.push_message(mid, packet)  # replayed after a reconnect
+        return True
 
     def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
         self._subs.append(_Sub(pattern, qos, handler))
