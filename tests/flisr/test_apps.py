@@ -28,6 +28,9 @@ def test_fault_location_params() -> None:
     assert ok["sag_wait_s"] == 0.3 and ok["meters"] == {"M2": "SS-A4-LV"}
     assert ok["sag_error"] is None  # the locator's own default
     assert app._apply({"grid": "turin-2feeder", "sag_error": 0.001})["sag_error"] == 0.001
+    with pytest.raises(ParamError, match="'head_calibration'"):
+        app._apply({"grid": "turin-2feeder", "head_calibration": "yes"})
+    assert ok["head_calibration"] is False
 
 
 def test_reconfiguration_params() -> None:

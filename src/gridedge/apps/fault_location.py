@@ -21,9 +21,12 @@ every meter listed in ``meters`` has reported.
 What is done once per topology (when the app starts, and again when the switch states or the
 meter placements change): the model's power flow (the forecast loads of unmetered secondaries)
 and the feeder's structure. Per fault: the feeder model with the reporting secondaries' own
-pre-fault readings as its loads, then the location. When every secondary of the feeder reported,
-its loads are metered and the head's VT–CT angle is calibrated against them
-(``compensate_loads=False``); otherwise the loads are scaled to the head's pre-fault power.
+pre-fault readings as its loads, then the location, with the loads scaled to the head's
+pre-fault power. ``head_calibration`` (false): when every secondary of the feeder reported, take
+its loads as metered and calibrate the head's VT–CT angle against them instead
+(``compensate_loads=False``) — right for a head whose during-fault phasor is more accurate than
+the calibration (~0.1°); with the one-cycle ls-dc phasor (~0.15° after a bolted fault's DC
+offset) it made the benchmark's seed-condition errors worse (docs/flisr.md).
 """
 
 from __future__ import annotations
@@ -42,7 +45,16 @@ from gridedge.contracts.flisr import FAULT_LOCATION_STREAM, FaultLocation, Locat
 from gridedge.contracts.topics import Plane, Stream, parse_topic, subscription
 
 NAME = "fault_location"
-KNOWN = {"grid", "point", "meters", "sag_wait_s", "match_window_s", "refine", "sag_error"}
+KNOWN = {
+    "grid",
+    "point",
+    "meters",
+    "sag_wait_s",
+    "match_window_s",
+    "refine",
+    "sag_error",
+    "head_calibration",
+}
 MANIFEST = {"watchdog_s": 120.0}
 
 
@@ -77,6 +89,7 @@ class FaultLocationApp:
                 if "sag_error" in params
                 else None
             ),
+            "head_calibration": _flag(params, "head_calibration", False),
         }
 
     def on_params(self, params: dict[str, Any]) -> None:
@@ -243,6 +256,7 @@ class FaultLocationApp:
             tw, head_pt, pre, meters=meters, load_estimate=estimate, load_estimate_at_lv=True
         )
         metered = bool(estimate) and len(estimate) == len(info.model.loads)
+        calibrate = self.params["head_calibration"] and metered
         head = HeadPhasors(
             np.array(own.pre.voltage_complex()),
             np.array(own.pre.current_complex()),
@@ -265,7 +279,7 @@ class FaultLocationApp:
             head,
             sags,
             refine=self.params["refine"],
-            compensate_loads=not metered,
+            compensate_loads=not calibrate,
             sag_error=self.params["sag_error"],
         )
         b = res.best
@@ -303,6 +317,13 @@ class FaultLocationApp:
             located_ns=now,
             compute_s=time.perf_counter() - t_start,
         )
+
+
+def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name, default)
+    if not isinstance(value, bool):
+        raise ParamError(f"{NAME} parameter {name!r} must be true or false, got {value!r}")
+    return value
 
 
 def factory() -> FaultLocationApp:

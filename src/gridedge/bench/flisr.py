@@ -197,16 +197,18 @@ def _locate_one(fc: FeederCase, pre, st, rng, *, realistic: bool, head_phasors=N
                 np.abs(st.node_voltage(m.node_id)) * g * nz(),
             )
         )
-    # every secondary metered: the loads are the meters' readings and the head's VT-CT angle is
-    # calibrated against them; forecast loads only: scaled to the head's pre-fault power
-    metered = bool(fc.sag_points)
+    # loads scaled to the head's pre-fault power (the app's default). Calibrating the head's
+    # VT-CT angle against the metered loads instead (compensate_loads=False) gained ~1 point of
+    # right sections here, where the head phasors carry no DSP error, and cost the seed row its
+    # accuracy (max 4 -> 26 m: the one-cycle during-fault phasor's own angle error then pulls
+    # bolted faults); docs/flisr.md, "Head calibration"
     t0 = time.perf_counter()
     info = build_feeder(fc.twin, h, pre, meters=fc.sag_points, load_estimate=estimate)
     res = locate(
         info.model,
         head,
         sags,
-        compensate_loads=not metered,
+        compensate_loads=True,
         sag_error=SAG_NOISE if realistic else None,
     )
     return res, time.perf_counter() - t0, info.model
