@@ -77,9 +77,6 @@ class FeederCase:
     info: Any  # FeederInfo
     sag_points: list[Any]
     lines: list[str]
-    twin: Any = None
-    # MV-side pre-fault power of every secondary of the feeder (what its meter reads, referred)
-    secondary_va: dict[str, complex] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,36 +141,26 @@ def _feeders(twin, pre, sag_meters: str = "all") -> list[FeederCase]:
         sags = [m for m in lv if m.id in info.model.meter_views]
         lines = [s.id for s in info.model.sections]
         if lines:
-            fed = {}
-            for t in twin.transformer_data():
-                if t.to_node in info.transformer_of_lv:
-                    mv_node, end = t.from_node, "from"
-                elif t.from_node in info.transformer_of_lv:
-                    mv_node, end = t.to_node, "to"
-                else:
-                    continue
-                v, i = pre.node_voltage(mv_node), pre.branch_current(t.id, end)
-                fed[t.id] = complex(np.sum(v * np.conj(i)))
-            out.append(FeederCase(h, info, sags, lines, twin, fed))
+            info.model.prepare()  # per topology, as the app does at start
+            out.append(FeederCase(h, info, sags, lines))
     return out
 
 
 def _locate_one(fc: FeederCase, pre, st, rng, *, realistic: bool, head_phasors=None):
-    """One location as the fault_location app makes it: per fault, the feeder model with the
-    secondaries' pre-fault readings as its loads (``build_feeder``, timed), then ``locate``
-    (timed); what the app does once per topology (the model's power flow) is not timed."""
+    """One location as the fault_location app makes it: per fault, the feeder model with that
+    fault's load readings (``FeederModel.with_loads``, timed), then ``locate`` (timed); what
+    the app does once per topology (power flow, feeder structure) is not timed."""
     from gridedge.flisr.location import HeadPhasors, SagReport, locate
-    from gridedge.flisr.twin_model import build_feeder
 
-    estimate = dict(fc.secondary_va)
+    loads = [ld.s_va for ld in fc.info.model.loads]  # the secondaries' true MV-side power
     if realistic:  # load data = the secondaries' meter readings (class 0.5) or a forecast
         spread = 0.005 if fc.sag_points else 0.1
-        for tid, s_va in estimate.items():
-            estimate[tid] = (
-                s_va
-                * (1 + rng.uniform(-spread, spread))
-                * np.exp(1j * np.deg2rad(rng.uniform(-0.5, 0.5)))
-            )
+        loads = [
+            s_va
+            * (1 + rng.uniform(-spread, spread))
+            * np.exp(1j * np.deg2rad(rng.uniform(-0.5, 0.5)))
+            for s_va in loads
+        ]
     h = fc.head
     if head_phasors is not None:
         head = head_phasors
@@ -203,15 +190,15 @@ def _locate_one(fc: FeederCase, pre, st, rng, *, realistic: bool, head_phasors=N
     # accuracy (max 4 -> 26 m: the one-cycle during-fault phasor's own angle error then pulls
     # bolted faults); docs/flisr.md, "Head calibration"
     t0 = time.perf_counter()
-    info = build_feeder(fc.twin, h, pre, meters=fc.sag_points, load_estimate=estimate)
+    model = fc.info.model.with_loads(loads)
     res = locate(
-        info.model,
+        model,
         head,
         sags,
         compensate_loads=True,
         sag_error=SAG_NOISE if realistic else None,
     )
-    return res, time.perf_counter() - t0, info.model
+    return res, time.perf_counter() - t0, model
 
 
 def _score(fc: FeederCase, model, res, fault, compute_s: float, zones=None) -> Outcome:

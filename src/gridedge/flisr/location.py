@@ -358,6 +358,7 @@ def _levenberg_marquardt(
 
     r = res_at(x)[:, 0]
     cost = np.sum(r**2, axis=1)
+    done = np.zeros(P, dtype=bool)
     for _ in range(iterations):
         h = np.stack([np.full(P, 1e-4), np.maximum(1e-4, 1e-4 * x[:, 1])], axis=1)
         # the d step goes inward at d = 1 so the Jacobian never needs a point off the section
@@ -377,12 +378,16 @@ def _levenberg_marquardt(
         rt = res_at(xt)[:, 0]
         ct = np.sum(rt**2, axis=1)
         ok = ct < cost
+        # a start is done once its (clipped) step is below 1e-6 of the section and 1e-5 of Rf;
+        # the batch stops when every start is
+        done |= (np.abs(xt[:, 0] - x[:, 0]) < 1e-6) & (
+            np.abs(xt[:, 1] - x[:, 1]) < 1e-5 * (1 + x[:, 1])
+        )
         x = np.where(ok[:, None], xt, x)
         r = np.where(ok[:, None], rt, r)
-        moved = np.abs(cost - ct)
         cost = np.where(ok, ct, cost)
         lam = np.where(ok, lam / 3, lam * 4)
-        if np.all(moved < 1e-6 * np.maximum(cost, 1.0)):
+        if np.all(done):
             break
     return x[:, 0], x[:, 1], cost
 

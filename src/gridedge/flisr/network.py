@@ -11,7 +11,10 @@ loop equation.
 
 from __future__ import annotations
 
+import copy
+import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -23,6 +26,9 @@ SEQ = np.array([[1, 1, 1], [1, A_OP**2, A_OP], [1, A_OP, A_OP**2]], dtype=comple
 SEQ_INV = np.linalg.inv(SEQ)
 PHASES = ("a", "b", "c")
 RF_FLOOR_OHM = 1e-4  # a bolted fault still has some ohms; keeps the fault admittance finite
+# every build of every model gets its own number: caches key on it (an id() of a freed matrix
+# is soon reused, and copies of one model must not take each other's cached solutions)
+_BUILDS = itertools.count(1)
 
 
 class FaultKind(StrEnum):
@@ -173,6 +179,25 @@ class FeederModel:
         self.loads = [ld for ld in self.loads if ld.node in self.node_index]
         self._built = False
 
+    def prepare(self) -> None:
+        """Per-topology precomputation (the sections' admittance matrix), so that copies made
+        by :meth:`with_loads` for each fault start with it."""
+        self._line_admittance()
+
+    def with_loads(self, s_va: Sequence[complex | None]) -> FeederModel:
+        """The same feeder with new load data (one value per load, None: keep it), sharing
+        everything that depends on the topology only (sections, meters' views, the sections'
+        admittance matrix): what a fault needs per event, without rebuilding the feeder."""
+        if len(s_va) != len(self.loads):
+            raise ValueError(f"s_va: {len(s_va)} values for {len(self.loads)} loads")
+        out = copy.copy(self)
+        out.loads = [
+            Load(ld.node, ld.s_va if s is None else complex(s), ld.grounded)
+            for ld, s in zip(self.loads, s_va, strict=True)
+        ]
+        out._built = False
+        return out
+
     @property
     def length_m(self) -> float:
         return float(sum(s.length_m for s in self.sections))
@@ -235,7 +260,7 @@ class FeederModel:
         self.Y_fh = Y[3:, :3]
         self.Z = np.linalg.inv(Y[3:, 3:])
         # caches key on this counter, never on id(self.Z): a freed matrix's id is soon reused
-        self._version = getattr(self, "_version", 0) + 1
+        self._version = next(_BUILDS)
         self._built = True
 
     def ensure_built(self) -> None:
