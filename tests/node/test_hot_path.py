@@ -217,3 +217,37 @@ async def test_lean_publish_goes_through_gmqtts_in_flight_store(mosquitto) -> No
     finally:
         await pub.disconnect()
         await sub.disconnect()
+
+
+async def test_a_lone_puback_goes_straight_to_gmqtts_puback_handler(mosquitto) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from gridedge.broker.client import MqttClient
+
+    pub = MqttClient(mosquitto.url, client_id="pa-pub")
+    await pub.connect()
+    try:
+        handler = pub._client._package_handler
+        generic: list[int] = []
+        acked: list[int] = []
+        dispatch, on_puback = handler._handle_packet, handler._handle_puback_packet
+        handler._handle_packet = lambda cmd, pkt: (generic.append(cmd), dispatch(cmd, pkt))  # type: ignore[method-assign]
+        handler._handle_puback_packet = (
+            lambda cmd, pkt: (  # type: ignore[method-assign]
+                acked.append(int.from_bytes(pkt[:2], "big")),
+                on_puback(cmd, pkt),
+            )
+        )
+        storage = pub._client._persistent_storage
+        for k in range(20):
+            pub.publish("pa/x", f"{k}".encode(), qos=1)
+            for _ in range(100):
+                if storage.is_empty:
+                    break
+                await asyncio.sleep(0.01)
+            assert storage.is_empty  # acknowledged, the in-flight copy dropped
+        assert len(acked) == 20 and len(set(acked)) == 20
+        assert 0x40 not in generic  # never through the generic packet dispatch
+        assert not handler.id_generator._used_ids  # every packet id freed again
+    finally:
+        await pub.disconnect()

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -98,6 +99,22 @@ class _DirectReadProtocol(MQTTProtocol):
     _unparsed = b""  # the start of a packet whose rest has not arrived yet
 
     def data_received(self, data: bytes) -> None:
+        if len(data) == 4 and data[0] == 0x40 and data[1] == 2 and not self._unparsed:
+            # One lone PUBACK — what a meter receives once a second. Straight to gmqtt's PUBACK
+            # handler (frees the packet id, drops the in-flight copy), skipping the generic
+            # packet object, dispatch and debug logging; the bookkeeping put_package and the
+            # dispatcher do around it is done here the same way.
+            conn = self._connection
+            handler = getattr(conn, "_handler", None)
+            if handler is not None and hasattr(handler, "_handle_puback_packet"):
+                if handler.current_connection is not conn:
+                    return  # a superseded connection's late packet (gmqtt drops it too)
+                conn._last_data_in = time.monotonic()
+                try:
+                    handler._handle_puback_packet(0x40, data[2:])
+                except Exception:  # as gmqtt's dispatcher: log, keep the connection
+                    log.exception("error handling PUBACK")
+                return
         buf = self._unparsed + data if self._unparsed else data
         parsed = self._read_packet(buf)  # gmqtt's parser; calls connection.put_package per packet
         if parsed < 0:  # a malformed length: the stream cannot be re-synchronised
