@@ -230,3 +230,55 @@ def test_per_fault_load_swap_equals_rebuilding_the_feeder(twin2: Twin) -> None:
     a, b = locate(swapped, head, []).best, locate(rebuilt, head, []).best
     assert (a.section_id, round(a.distance_m, 6)) == (b.section_id, round(b.distance_m, 6))
     assert base.model.loads[0].v_ph is None  # the per-topology model is never mutated
+
+
+def test_averaged_sags_locate_better_than_one_cycle_readings(twin2: Twin) -> None:
+    """Sag meters read with 0.1 % noise per one-cycle reading. Averaged over the fault's cycles
+    (13 during, 10 before, as fault_capture reports them) and weighted as such, the same twin
+    faults (class-0.5 head, Rf 2–20 Ω) are located closer to the truth than with one-cycle
+    readings, and on the right section at least as often."""
+    pre = twin2.solve()
+    rng = np.random.default_rng(3)
+    lines = [ln for ln in twin2.line_data() if ln.id.startswith("L-A")]
+    kinds = [("1ph", "a"), ("2ph", "bc"), ("3ph", "abc")]
+    faults = []
+    for k in range(16):
+        ln = lines[int(rng.integers(len(lines)))]
+        kind, phases = kinds[k % 3]
+        faults.append(
+            Fault(ln.id, float(rng.uniform(0.05, 0.95)), kind, phases, float(rng.uniform(2, 20)))
+        )
+    states = twin2.fault_batch(faults)
+    model = build_feeder(twin2, "M1", pre, meters=_METERS2).model
+    model.prepare()
+    length = {ln.id: ln.length_m for ln in lines}
+
+    def run(cycles: tuple[int, int]) -> tuple[int, float]:
+        right, errs = 0, []
+        noise = np.random.default_rng(100)
+        for f, st in zip(faults, states, strict=True):
+            sags = [
+                SagReport(
+                    m.id,
+                    np.abs(pre.node_voltage(m.node_id))
+                    * (1 + noise.normal(0, 1e-3 / np.sqrt(cycles[0]), 3)),
+                    np.abs(st.node_voltage(m.node_id))
+                    * (1 + noise.normal(0, 1e-3 / np.sqrt(cycles[1]), 3)),
+                    *cycles,
+                )
+                for m in _METERS2
+            ]
+            b = locate(model, _twin_head(twin2, pre, st), sags, sag_error=1e-3).best
+            sec = model.sections[model.section_index[f.branch_id]]
+            got = model.distance_from_head_m(
+                model.sections[model.section_index[b.section_id]].from_node
+            )
+            truth = model.distance_from_head_m(sec.from_node) + f.fraction * length[f.branch_id]
+            right += b.section_id == f.branch_id
+            errs.append(abs(got + b.distance_m - truth))
+        return right, float(np.mean(errs))
+
+    right_1, err_1 = run((1, 1))
+    right_avg, err_avg = run((10, 13))
+    assert right_avg >= right_1
+    assert err_avg < 0.7 * err_1, (err_avg, err_1)

@@ -15,7 +15,9 @@ Parameters: ``grid`` (required), ``point`` (measurement point of this meter in t
 default: the device id), ``meters`` ({device id: node id}; default: the grid portion's
 placements), ``sag_wait_s`` (0.3), ``match_window_s`` (2.0: how far apart two records' inception
 times may be to belong to one fault), ``refine`` (3), ``sag_error`` (the sag meters' reading
-noise per one-cycle magnitude, relative; default: the locator's 0.2 %). The wait ends early once
+noise per one-cycle magnitude, relative; default: the locator's 0.2 %). A record that carries
+averaged sags (``sag_mean_v``/``pre_mean_v``, fault_capture's default) is used with them: its
+depth's σ is ``sag_error``·√(1/pre_cycles + 1/sag_cycles), not ``sag_error``·√2. The wait ends early once
 every meter listed in ``meters`` has reported.
 
 What is done once per topology (when the app starts, and again when the switch states or the
@@ -272,13 +274,18 @@ class FaultLocationApp:
         for r in others:
             if r.device_id not in model.meter_views:
                 continue
-            if r.pre is not None and r.during is not None:
+            n_pre = n_dur = 1
+            if r.sag_mean_v is not None and r.pre_mean_v is not None:
+                # the sag averaged over the fault's cycles: √cycles more precise than one
+                pre_l, dur_l, n_pre, n_dur = r.sag_readings()
+                pre_v, dur_v = np.array(pre_l), np.array(dur_l)
+            elif r.pre is not None and r.during is not None:
                 pre_v = np.abs(np.array(r.pre.voltage_complex()))
                 dur_v = np.abs(np.array(r.during.voltage_complex()))
             else:  # an RMS-only meter: its logged sag minimum against its pre-fault RMS
                 pre_v, dur_v = np.array(r.pre_rms_v), np.array(r.min_rms_v)
             if pre_v.size == 3 and np.all(pre_v > 0):
-                sags.append(SagReport(r.device_id, pre_v, dur_v))
+                sags.append(SagReport(r.device_id, pre_v, dur_v, n_pre, n_dur))
         res = locate(
             model,
             head,

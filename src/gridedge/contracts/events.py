@@ -91,6 +91,23 @@ class FaultRecord(Message):
     max_rms_a: list[float] = Field(description="highest RMS current per phase during the fault")
     pre_rms_v: list[float]
     pre_rms_a: list[float]
+    sag_mean_v: list[float] | None = Field(
+        default=None,
+        description="mean of the one-cycle RMS voltage per phase over the sag_cycles full "
+        "cycles from during_delay_cycles after inception to the clearing (or the window end, "
+        "or the app's sag_max_cycles); None in records from older apps",
+    )
+    sag_cycles: int | None = Field(
+        default=None, ge=1, description="how many one-cycle readings sag_mean_v averages"
+    )
+    pre_mean_v: list[float] | None = Field(
+        default=None,
+        description="mean of the one-cycle RMS voltage per phase over the pre_cycles full "
+        "cycles just before inception (pre_rms_v is the last one alone)",
+    )
+    pre_cycles: int | None = Field(
+        default=None, ge=1, description="how many one-cycle readings pre_mean_v averages"
+    )
     comtrade: str | None = Field(
         default=None, description="path of the .cfg on the node (None if no waveform was kept)"
     )
@@ -98,12 +115,25 @@ class FaultRecord(Message):
     note: str = Field(default="", description="why an rms record has no waveform")
     captured_at: UtcDatetime
 
+    def sag_readings(self) -> tuple[list[float], list[float], int, int]:
+        """(pre-fault |V|, during-fault |V|, cycles behind each) per phase: the averaged
+        readings when the record carries them — a meter's reading noise is per cycle, so a
+        mean over n cycles is √n more precise than one — else the one-cycle pre-fault RMS and
+        the sag minimum (1 cycle each)."""
+        if self.sag_mean_v is not None and self.pre_mean_v is not None:
+            return (
+                list(self.pre_mean_v),
+                list(self.sag_mean_v),
+                self.pre_cycles or 1,
+                self.sag_cycles or 1,
+            )
+        return list(self.pre_rms_v), list(self.min_rms_v), 1, 1
+
     def sag_depth(self) -> list[float]:
-        """|V| during / |V| before per phase: what the fault locator compares with its model."""
-        return [
-            lo / pre if pre > 0 else 0.0
-            for lo, pre in zip(self.min_rms_v, self.pre_rms_v, strict=True)
-        ]
+        """|V| during / |V| before per phase: what the fault locator compares with its model
+        (the averaged readings when present, see :meth:`sag_readings`)."""
+        pre_v, dur_v, _, _ = self.sag_readings()
+        return [lo / pre if pre > 0 else 0.0 for lo, pre in zip(dur_v, pre_v, strict=True)]
 
 
 class OutageDetail(Contract):

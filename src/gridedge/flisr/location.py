@@ -69,11 +69,14 @@ class HeadPhasors:
 @dataclass
 class SagReport:
     """A meter's RMS voltage magnitudes per phase before and during the sag (its own sensor;
-    unsynchronised, no angles)."""
+    unsynchronised, no angles). ``cycles_pre``/``cycles_during``: how many one-cycle readings
+    each magnitude averages (1: a single reading); the locator weighs the depth by them."""
 
     meter_id: str
     v_pre: np.ndarray
     v_during: np.ndarray
+    cycles_pre: int = 1
+    cycles_during: int = 1
 
     def __post_init__(self) -> None:
         for name in ("v_pre", "v_during"):
@@ -85,6 +88,9 @@ class SagReport:
             setattr(self, name, arr)
         if np.any(self.v_pre <= 0):
             raise LocationError(f"sag[{self.meter_id}].v_pre must be > 0 on every phase")
+        for name in ("cycles_pre", "cycles_during"):
+            if int(getattr(self, name)) < 1:
+                raise LocationError(f"sag[{self.meter_id}].{name} must be >= 1")
 
 
 @dataclass
@@ -277,7 +283,7 @@ class _Problem:
     v_pre_model: np.ndarray  # (m, 3) |view·V| pre-fault in the model
     sigma_i: np.ndarray  # (3,) random error of the head currents (A)
     sigma_c: np.ndarray  # (2, 3) prior of the head gain error: magnitude (Re c), angle (Im c)
-    sigma_r: float  # random error of a sag depth (per unit)
+    sigma_r: np.ndarray  # (m, 1) random error of each meter's sag depth (per unit)
     c_mean: np.ndarray  # (3,) prior mean of the head gain error (from the pre-fault calibration)
 
     def residuals_at(self, idx: np.ndarray, d: np.ndarray, yf: np.ndarray) -> np.ndarray:
@@ -504,8 +510,10 @@ def _locate(
     overrides the σ of that angle (radians) computed from the load classes.
 
     Noise: ``random_error`` is the per-reading noise of the head's phasors, ``sag_error`` that
-    of one sag meter's magnitude reading (default: ``random_error``); a sag depth (during over
-    before) carries √2 of it, its meter's gain error cancels.
+    of one sag meter's one-cycle magnitude reading (default: ``random_error``); a sag depth
+    (during over before) carries ``sag_error``·√(1/cycles_pre + 1/cycles_during) of it (√2 for
+    single readings; readings averaged over cycles are that much more precise), its meter's gain
+    error cancels.
 
     Search: a coarse grid (``d_grid`` × ``rf_grid``) gives every section and fault kind a
     start, the sweep's candidates add theirs, then all are refined together by
@@ -564,7 +572,10 @@ def _locate(
         np.maximum(v_pre_model, 1e-6),
         sigma_i,
         sigma_c,
-        float(np.sqrt(2) * (random_error if sag_error is None else sag_error)),
+        (random_error if sag_error is None else sag_error)
+        * np.sqrt(
+            np.array([[1 / s.cycles_pre + 1 / s.cycles_during] for s in sags]).reshape(-1, 1)
+        ),
         c_mean,
     )
 
