@@ -96,6 +96,7 @@ DEFAULTS: dict[str, Any] = {
     "inception_relative": 0.1,
     "sag_max_cycles": 50,
     "pre_cycles": 10,
+    "after_clearing_s": 0.06,
 }
 
 
@@ -152,6 +153,10 @@ class FaultCaptureApp:
         p["inception_relative"] = number(params, "inception_relative", 0.1, gt=0, app=NAME)
         p["sag_max_cycles"] = integer(params, "sag_max_cycles", 50, ge=1, app=NAME)
         p["pre_cycles"] = integer(params, "pre_cycles", 10, ge=1, app=NAME)
+        ac = params.get("after_clearing_s", 0.06)
+        p["after_clearing_s"] = (
+            None if ac is None else number(params, "after_clearing_s", 0.06, gt=0, le=10, app=NAME)
+        )
         rd = params.get("record_dir")
         if rd is not None and not isinstance(rd, str):
             raise ParamError(f"{NAME} parameter 'record_dir' must be a path string")
@@ -295,9 +300,11 @@ class FaultCaptureApp:
         # earlier: the twin answers 409, a real board blocks): the polls are the sag log of a
         # meter without waveforms, and the fallback if the window cannot be had
         low_v, high_i = np.asarray(reading.voltage_v), np.asarray(reading.current_a)
-        polls: list[np.ndarray] = [low_v]  # the polls that still meet the trigger condition
+        polls: list[np.ndarray] = [low_v]  # the polls inside the sag
         in_sag = True
         ready_ns = trigger_ns + ns(self.p["post_s"])
+        # the earliest the window may end: the during cycle after its delay, plus a cycle
+        min_ns = trigger_ns + ns((self.p["during_delay_cycles"] + 2) / 50.0)
         while (left := ready_ns - ctx.clock.now_ns()) > 0:
             await ctx.sleep(min(left / 1e9, self.p["poll_interval_s"]))
             with contextlib.suppress(Exception):
@@ -306,19 +313,25 @@ class FaultCaptureApp:
                     low_v = np.minimum(low_v, r.voltage_v)
                     high_i = np.maximum(high_i, r.current_a)
                     rv, ri = np.asarray(r.voltage_v), np.asarray(r.current_a)
-                    if in_sag and self.check(rv, ri, ref[0], ref[1]) is not None:
+                    # the trigger poll may have caught the inception half-way: steps are
+                    # measured from the second poll on
+                    last = polls[-1] if len(polls) >= 2 else None
+                    if in_sag and not self._cleared(rv, ri, last, ref):
                         polls.append(rv)
-                    else:
+                    elif in_sag:
                         in_sag = False  # cleared: later polls are the breaker's dead time
+                        if self.p["after_clearing_s"] is not None:
+                            # the averaged sag is complete: do not wait out post_s
+                            done = ctx.clock.now_ns() + ns(self.p["after_clearing_s"])
+                            ready_ns = min(ready_ns, max(done, min_ns))
         record: FaultRecord | None = None
         window: WaveformWindow | None = None
         note = ""
         mode = self.p["waveforms"]
         if mode != "off" and not self._no_waveforms:
             try:
-                window = await ctx.daq.read_window(
-                    self.p["pre_s"], self.p["post_s"], around_ns=trigger_ns
-                )
+                post_s = max(ready_ns - trigger_ns, 0) / 1e9
+                window = await ctx.daq.read_window(self.p["pre_s"], post_s, around_ns=trigger_ns)
                 record = self.analyse(window, kind, names, trigger_ns, ctx)
             except Energisation as exc:
                 self._energised(ctx, str(exc))
@@ -412,6 +425,22 @@ class FaultCaptureApp:
             pre_rms_a=[round(float(x), 4) for x in ref[1]],
             captured_at=ctx.clock.utcnow(),
         )
+
+    def _cleared(
+        self,
+        v: np.ndarray,
+        i: np.ndarray,
+        last: np.ndarray | None,
+        ref: tuple[np.ndarray, np.ndarray],
+    ) -> bool:
+        """The sag is over: the trigger condition is gone, or the voltage stepped by more than
+        10 % of its reference from the previous poll inside the sag (the protection opened the
+        feeder: the voltage of a meter behind it falls to zero and stays "undervoltage")."""
+        if self.check(v, i, ref[0], ref[1]) is None:
+            return True
+        if last is None:
+            return False
+        return bool(np.any(np.abs(v - last) > 0.1 * np.maximum(ref[0], 1e-9)))
 
     def _rms_means(self, record: FaultRecord, polls: list[np.ndarray], ref_v: np.ndarray) -> None:
         """Averaged sag of an RMS-only record: the polls inside the sag without its first and

@@ -60,6 +60,28 @@ KNOWN = {
 MANIFEST = {"watchdog_s": 120.0}
 
 
+def sag_report(r: FaultRecord) -> Any:
+    """A meter's record as the locator's :class:`~gridedge.flisr.location.SagReport` (None if
+    it has no three-phase pre-fault magnitude): the sag averaged over the fault's cycles when
+    the record carries it (√cycles more precise than one reading, and weighed so), else the
+    one-cycle phasor magnitudes of a waveform record, else an RMS-only meter's logged sag
+    minimum against its pre-fault RMS."""
+    from gridedge.flisr.location import SagReport
+
+    n_pre = n_dur = 1
+    if r.sag_mean_v is not None and r.pre_mean_v is not None:
+        pre_l, dur_l, n_pre, n_dur = r.sag_readings()
+        pre_v, dur_v = np.array(pre_l), np.array(dur_l)
+    elif r.pre is not None and r.during is not None:
+        pre_v = np.abs(np.array(r.pre.voltage_complex()))
+        dur_v = np.abs(np.array(r.during.voltage_complex()))
+    else:
+        pre_v, dur_v = np.array(r.pre_rms_v), np.array(r.min_rms_v)
+    if pre_v.size != 3 or dur_v.size != 3 or not np.all(pre_v > 0):
+        return None
+    return SagReport(r.device_id, pre_v, dur_v, n_pre, n_dur)
+
+
 class FaultLocationApp:
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
@@ -224,7 +246,7 @@ class FaultLocationApp:
                 f"record {own.record_id} of the head meter has no phasors (kind {own.kind!r}: "
                 f"{own.note or 'no waveform'}); impedance-based location needs them"
             )
-        from gridedge.flisr.location import HeadPhasors, SagReport, locate
+        from gridedge.flisr.location import HeadPhasors, locate
         from gridedge.flisr.twin_model import refer_lv_load
 
         tw = self._model(ctx)
@@ -274,18 +296,9 @@ class FaultLocationApp:
         for r in others:
             if r.device_id not in model.meter_views:
                 continue
-            n_pre = n_dur = 1
-            if r.sag_mean_v is not None and r.pre_mean_v is not None:
-                # the sag averaged over the fault's cycles: √cycles more precise than one
-                pre_l, dur_l, n_pre, n_dur = r.sag_readings()
-                pre_v, dur_v = np.array(pre_l), np.array(dur_l)
-            elif r.pre is not None and r.during is not None:
-                pre_v = np.abs(np.array(r.pre.voltage_complex()))
-                dur_v = np.abs(np.array(r.during.voltage_complex()))
-            else:  # an RMS-only meter: its logged sag minimum against its pre-fault RMS
-                pre_v, dur_v = np.array(r.pre_rms_v), np.array(r.min_rms_v)
-            if pre_v.size == 3 and np.all(pre_v > 0):
-                sags.append(SagReport(r.device_id, pre_v, dur_v, n_pre, n_dur))
+            rep = sag_report(r)
+            if rep is not None:
+                sags.append(rep)
         res = locate(
             model,
             head,
