@@ -1,6 +1,11 @@
 """The node's side of the Device Catalog: the catalog role's async ``CatalogClient`` plus what a
 node needs on top — errors sorted into "unreachable or overloaded" (retry with backoff and
 jitter) and "refused" (retrying will not help), and token/etag state the node persists.
+
+The periodic check-in can go through an aiohttp session instead (``check_in_session``; fleets
+do): the same conditional GET with the same answers, at ≈ 170 µs of CPU instead of ≈ 1.3 ms
+through httpx/httpcore/anyio (measured against the catalog on the reference machine) — which, at
+one check-in per meter per minute, was the fleet's largest cost after the readings themselves.
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ import logging
 import random
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
+from pydantic import ValidationError
 
 from gridedge.catalog.client import CatalogClient, CatalogError
 from gridedge.contracts.catalog import AppUpdateState, DeviceSettings, ProvisionResponse
+from gridedge.contracts.common import Problem
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,7 @@ class CatalogLink:
         timeout_s: float = 10.0,
         http: httpx.AsyncClient | None = None,
         gate: asyncio.Semaphore | None = None,
+        check_in_session: aiohttp.ClientSession | None = None,
     ) -> None:
         # gate: shared by the nodes of a fleet. httpcore's pool scans every waiting request
         # whenever a connection frees up, so 5,000 queued check-ins cost O(n²) CPU; a
@@ -75,6 +84,8 @@ class CatalogLink:
         self.client = CatalogClient(
             self.base_url, device_id, token, timeout_s=timeout_s, client=http
         )
+        self._session = check_in_session
+        self._settings_url = f"{self.base_url}/v1/devices/{device_id}/settings"
 
     @property
     def token(self) -> str | None:
@@ -100,11 +111,48 @@ class CatalogLink:
 
     async def check_in(self) -> DeviceSettings | None:
         """New settings, or None while unchanged (304 on the ETag of the last answer)."""
+        if self._session is not None:
+            return await self._check_in_aiohttp(self._session)
         try:
             async with self._gate:
                 return await self.client.check_in()
         except CatalogError as exc:
             raise _translate(exc) from exc
+
+    async def _check_in_aiohttp(self, session: aiohttp.ClientSession) -> DeviceSettings | None:
+        """``CatalogClient.check_in`` over aiohttp: same request, same answers, same errors."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        async with self._gate:
+            for attempt in (1, 2):
+                try:
+                    async with session.get(self._settings_url, headers=headers) as resp:
+                        status, body = resp.status, await resp.read()
+                        etag = resp.headers.get("ETag")
+                        reason = resp.reason or "error"
+                    break
+                except aiohttp.ServerDisconnectedError as exc:
+                    # a kept-alive connection the server closed just as we reused it: a GET is
+                    # safe to send once more on a fresh connection
+                    if attempt == 2:
+                        raise CatalogUnavailable(f"{self.base_url}: {exc!r}") from exc
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    raise CatalogUnavailable(f"{self.base_url}: {exc!r}") from exc
+        if status == 304:
+            return None
+        if status >= 400:
+            try:
+                problem = Problem.model_validate_json(body)
+            except ValidationError:
+                problem = Problem(
+                    title=reason, status=status, detail=body[:500].decode(errors="replace")
+                )
+            raise _translate(CatalogError(status, problem))
+        settings = DeviceSettings.model_validate_json(body)
+        self.client.settings = settings
+        self.client.etag = etag or f'"{settings.etag}"'
+        return settings
 
     async def report_app_state(
         self, app: str, version: str, state: AppUpdateState, reason: str = ""

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from gridedge.broker.mosquitto import raise_fd_limit
@@ -125,6 +126,7 @@ class Fleet:
         self.provision_s: float | None = None
         self.failed: dict[str, str] = {}
         self._http: httpx.AsyncClient | None = None
+        self._check_ins: aiohttp.ClientSession | None = None
         self._gate: asyncio.Semaphore | None = None
 
     def _apps(self) -> list[AppAssignment]:
@@ -194,6 +196,7 @@ class Fleet:
                 outbox_window=32,
                 http=self._http,
                 http_gate=self._gate,
+                check_in_session=self._check_ins,
                 durable_state=False,
                 defer_apps=True,
                 backoff_max_s=60.0,
@@ -216,6 +219,12 @@ class Fleet:
                 max_connections=self.opts.concurrency,
                 max_keepalive_connections=self.opts.concurrency,
             ),
+        )
+        # the periodic check-ins (one per meter per update period, for ever) go over aiohttp:
+        # ≈ 1/8 of httpx's CPU per request (gridedge.node.catalog_link)
+        self._check_ins = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.opts.concurrency),
+            timeout=aiohttp.ClientTimeout(total=30),
         )
         sem = asyncio.Semaphore(self.opts.concurrency)
         self._gate = asyncio.Semaphore(self.opts.concurrency)
@@ -340,3 +349,5 @@ class Fleet:
         await asyncio.gather(*(one(n) for n in self.nodes.values()))
         if self._http is not None:
             await self._http.aclose()
+        if self._check_ins is not None:
+            await self._check_ins.close()

@@ -69,6 +69,7 @@ class NodeOptions:
     app_backoff_base_s: float = 0.5
     http: httpx.AsyncClient | None = None
     http_gate: asyncio.Semaphore | None = None  # fleets: bound concurrent catalog calls
+    check_in_session: Any = None  # an aiohttp.ClientSession: check-ins at 1/8 of httpx's CPU
     hardware: str | None = None
     firmware: str | None = None
     listen_for_pushes: bool = True  # False: rely on the periodic check-in alone
@@ -224,6 +225,7 @@ class Node:
             token=self.state.load_token(),
             http=opts.http,
             gate=opts.http_gate,
+            check_in_session=opts.check_in_session,
         )
         self.planes: dict[Plane, PlaneLink] = {}
         for plane in (Plane.DATA, Plane.MGMT):
