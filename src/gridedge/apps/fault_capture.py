@@ -28,11 +28,17 @@ asks the DAQ for the window around it (``pre_s`` before, ``post_s`` after), then
    inception beside it (``FaultRecord.sag_mean_v``/``pre_mean_v``). A meter's reading noise is
    per cycle, so the 13 cycles of a fault cleared in 0.3 s give a sag depth √13 more precise
    than one cycle does — what the fault locator needs to tell 185-m sections apart
-   (docs/flisr.md, "Averaged sags"). It costs no time: the record is published once the window
-   (``post_s`` after the trigger) is in, as before;
+   (docs/flisr.md, "Averaged sags");
 4. keeps the window as COMTRADE in the node's data folder (at most ``max_records``, oldest
    removed first) and publishes a :class:`~gridedge.contracts.events.FaultRecord` on
    ``data/<id>/fault`` plus a ``fault-captured`` event on ``data/<id>/event`` (both QoS 1).
+
+When the record goes out: the app keeps polling RMS after the trigger and asks for the window
+``after_clearing_s`` (0.06 s) after the polls see the sag end — the trigger condition gone, or a
+voltage step of more than 10 % of the reference from the previous poll (a meter behind the opened
+breaker stays "undervoltage" at 0 V) — and ``post_s`` after the trigger at the latest
+(``after_clearing_s: null``: always ``post_s``). The averaged sag is complete at the clearing,
+so waiting longer would only delay the fault locator.
 
 After a capture the app waits ``holdoff_s`` and until readings are healthy again before it
 re-arms, so one fault gives one record.
