@@ -359,10 +359,19 @@ async def _timeline(
             vals = w.values()
             n = samples_per_cycle(3200, 50)
             k0 = w.inception_index or 0
-            hrms = half_cycle_rms(vals[3:], 3200, 50.0)
-            ref = hrms[:, : max(k0 - n, 1)].max(axis=1)
-            over = np.flatnonzero((hrms[:, k0:] > 1.5 * ref[:, None] + 1.0).any(axis=0))
-            det_samples = int(over[0]) + 1 if over.size else n
+            # half-cycle-refreshed RMS: position p covers samples [p·n/2, p·n/2 + n); the
+            # meter knows a value only at its window's end, so detection is the first window
+            # ending after inception whose current is over threshold, timed at that end
+            # The meter's RMS grid has no relation to the fault's instant: start it at a random
+            # sample of the first half cycle.
+            lag = int(rng.integers(0, max(1, n // 2)))
+            hrms = half_cycle_rms(vals[3:, lag:], 3200, 50.0)
+            ends = lag + np.arange(hrms.shape[1]) * max(1, n // 2) + n
+            before = ends <= k0
+            ref = hrms[:, before].max(axis=1) if before.any() else hrms[:, 0]
+            after = np.flatnonzero(ends > k0)
+            over = after[(hrms[:, after] > 1.5 * ref[:, None] + 1.0).any(axis=0)]
+            det_samples = int(ends[over[0]] - k0) if over.size else n
             start = k0 + n  # the during cycle the fault_capture app uses (one cycle after)
             ls_phasors(vals, 3200, 50.0, start=start, first_sample_ns=w.start_ns)
             dsp_s = time.perf_counter() - t_dsp
