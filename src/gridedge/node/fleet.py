@@ -42,6 +42,8 @@ from gridedge.node.state import NodeState
 
 log = logging.getLogger(__name__)
 
+_RAD_PER_NS_OF_DAY = 2 * math.pi / 86400e9  # the synthetic load profile's daily cycle
+
 
 class SyntheticDaq:
     """A cheap, plausible 3-phase reading: voltages around 230 V with a little unbalance, a
@@ -65,15 +67,23 @@ class SyntheticDaq:
         # the double nearest to x rounded to 2 decimals, as round(x, 2) is, at a third of the cost
         # (round with digits goes through a decimal string).
         rnd = self._rng.random
-        self._walk = max(-0.5, min(0.5, self._walk + (rnd() - 0.5) * 0.069))
+        walk = self._walk + (rnd() - 0.5) * 0.069
+        walk = self._walk = -0.5 if walk < -0.5 else (0.5 if walk > 0.5 else walk)
         now_ns = self.clock.now_ns()
         level = self._base_a * (
-            1 + 0.3 * math.sin(2 * math.pi * now_ns / 86400e9 + self._phase) + self._walk
+            1 + 0.3 * math.sin(now_ns * _RAD_PER_NS_OF_DAY + self._phase) + walk
         )
-        v = [round((230 + (rnd() - 0.5) * 5.2) * 100) / 100 for _ in range(3)]
-        i = [round(max(level * (1 + (rnd() - 0.5) * 0.173), 0.0) * 1000) / 1000 for _ in range(3)]
-        p = [round(v[k] * i[k] * 9.5) / 10 for k in range(3)]  # PF 0.95
-        q = [round(v[k] * i[k] * 3.12) / 10 for k in range(3)]
+        # written out, not as list comprehensions: each of those is a function call per reading
+        v0 = round((230 + (rnd() - 0.5) * 5.2) * 100) / 100
+        v1 = round((230 + (rnd() - 0.5) * 5.2) * 100) / 100
+        v2 = round((230 + (rnd() - 0.5) * 5.2) * 100) / 100
+        i0 = round(max(level * (1 + (rnd() - 0.5) * 0.173), 0.0) * 1000) / 1000
+        i1 = round(max(level * (1 + (rnd() - 0.5) * 0.173), 0.0) * 1000) / 1000
+        i2 = round(max(level * (1 + (rnd() - 0.5) * 0.173), 0.0) * 1000) / 1000
+        s0, s1, s2 = v0 * i0, v1 * i1, v2 * i2  # apparent power, VA
+        v, i = [v0, v1, v2], [i0, i1, i2]
+        p = [round(s0 * 9.5) / 10, round(s1 * 9.5) / 10, round(s2 * 9.5) / 10]  # PF 0.95
+        q = [round(s0 * 3.12) / 10, round(s1 * 3.12) / 10, round(s2 * 3.12) / 10]
         # A copy of a template with the new values (pydantic's model_copy): the values are built
         # right here, and validating them again — or even model_construct's per-field loop —
         # would cost more than drawing them, times 10,000 meters.
