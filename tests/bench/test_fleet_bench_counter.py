@@ -177,6 +177,9 @@ def test_bench_fleet_tiny_fleet_end_to_end(tmp_path: Path) -> None:
     per = r["cpu_us_per_reading"]
     assert per["subscriber"] >= per["subscriber_mosquitto_sub"] >= 0
     assert per["fleet"] > 0 and per["mosquitto-data"] >= 0
+    # both window snapshots answered: the in-window skip count is a number within the total
+    assert r["skipped_ticks_in_window"] is not None
+    assert 0 <= r["skipped_ticks_in_window"] <= r["skipped_ticks"]
 
 
 async def test_a_late_reader_loses_nothing_and_is_reported(mosquitto: MosquittoInstance) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from pathlib import Path
 
 import typer
@@ -61,6 +62,12 @@ def run(
     ready_file: Path | None = typer.Option(
         None, "--ready-file", help="touched once every meter is up"
     ),
+    snapshot_file: Path | None = typer.Option(
+        None,
+        "--snapshot-file",
+        help="on SIGUSR1, append the current statistics here as one JSON line "
+        "(a benchmark brackets its measuring window with two)",
+    ),
 ) -> None:
     """Register, provision and run N meters, each publishing telemetry every --interval s."""
     from gridedge.node.fleet import Fleet, FleetOptions
@@ -91,6 +98,14 @@ def run(
                 NotImplementedError, RuntimeError, ValueError
             ):  # not main thread
                 loop.add_signal_handler(sig, stop.set)
+        if snapshot_file is not None:
+
+            def snapshot() -> None:
+                line = json.dumps({"at": time.time(), **fleet.stats()})
+                with snapshot_file.open("a") as f:
+                    f.write(line + "\n")
+
+            loop.add_signal_handler(signal.SIGUSR1, snapshot)
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
