@@ -53,19 +53,50 @@ def _snapshot(procs: dict[str, subprocess.Popen], nproc: int) -> None:
     time.sleep(0.3)
 
 
-def _window_delta(work: Path, nproc: int, key: str) -> int | None:
-    """``key``'s growth between each fleet process's first and last snapshot, summed; None if
-    a process did not answer both."""
+def _snapshots(work: Path, k: int) -> list[dict[str, Any]]:
+    try:
+        lines = (work / f"fleet{k}.snapshots").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+    except (OSError, ValueError):
+        return []
+
+
+def _snapshot_count(work: Path, k: int) -> int:
+    return len(_snapshots(work, k))
+
+
+def _settle(
+    work: Path, procs: dict[str, subprocess.Popen], nproc: int, meters: int, timeout_s: float
+) -> dict[str, Any]:
+    """Snapshot every 2 s (3 s at least) until, since the previous snapshot, no process skipped
+    a tick and the outboxes hold less than 5 % of one round of readings."""
+    t0 = time.monotonic()
+    time.sleep(3.0)
+    prev: tuple[int, int] | None = None
+    while True:
+        _snapshot(procs, nproc)
+        last = [(_snapshots(work, k) or [{}])[-1] for k in range(nproc)]
+        cur = (
+            sum(int(x.get("skipped_ticks", 0)) for x in last),
+            sum(int(x.get("pending", 0)) for x in last),
+        )
+        steady = prev is not None and cur[0] == prev[0] and cur[1] < 0.05 * meters
+        waited = time.monotonic() - t0
+        if steady or waited > timeout_s:
+            return {"steady": steady, "waited_s": waited, "pending": cur[1]}
+        prev = cur
+        time.sleep(2.0)
+
+
+def _window_delta(work: Path, nproc: int, key: str, first_line: list[int]) -> int | None:
+    """``key``'s growth from each fleet process's snapshot at the window's start to its last
+    one, summed; None if a process did not answer both."""
     total = 0
     for k in range(nproc):
-        try:
-            lines = (work / f"fleet{k}.snapshots").read_text().splitlines()
-            first, last = json.loads(lines[0]), json.loads(lines[-1])
-        except (OSError, IndexError, ValueError):
+        snaps = _snapshots(work, k)
+        if first_line[k] < 0 or len(snaps) < first_line[k] + 2:
             return None
-        if len(lines) < 2:
-            return None
-        total += int(last.get(key, 0)) - int(first.get(key, 0))
+        total += int(snaps[-1].get(key, 0)) - int(snaps[first_line[k]].get(key, 0))
     return total
 
 
@@ -376,7 +407,17 @@ def run(
         ready = [json.loads((work / f"fleet{k}.ready").read_text()) for k in range(nproc)]
         results["booted_meters"] = sum(r["meters"] for r in ready)
         results["boot_failures"] = sum(r["failed"] for r in ready)
-        time.sleep(3.0)  # let the first readings settle
+        # The measuring window starts once the fleet is in its steady state: the process that
+        # booted first has run its meters while the other still booted, and its loop is late
+        # until the backlog (outbox rows, late ticks) is gone. Measuring from then on would count
+        # the boot's overload as the fleet's.
+        settled = _settle(work, procs, nproc, meters, timeout_s=60.0)
+        results["settle_s"] = settled["waited_s"]
+        if not settled["steady"]:
+            results.setdefault("notes", []).append(
+                f"fleet not steady after {settled['waited_s']:.0f} s (still skipping ticks or "
+                f"{settled['pending']} readings pending): measured anyway"
+            )
         pids = {name: [p.pid] for name, p in procs.items()}
         pids["subscriber"] += sub_children
         pids["mosquitto-data"] = [brokers.data.pid or 0]
@@ -384,6 +425,7 @@ def run(
         cpu0 = {n: sum(_cpu_s(q) for q in p) for n, p in pids.items()}
         sub_c0 = sum(_cpu_s(q) for q in sub_children)
         _snapshot(procs, nproc)
+        first_line = [_snapshot_count(work, k) - 1 for k in range(nproc)]
         w0 = time.time()
         console.print(f"measuring {duration:.0f} s (hot swaps in between)…")
         swap = (
@@ -458,7 +500,7 @@ def run(
             # the same counter read at the window's two ends: ticks the loops missed while
             # measured (the total above includes boot, when one process starts its apps while
             # the other still boots, and shutdown)
-            skipped_ticks_in_window=_window_delta(work, nproc, "skipped_ticks"),
+            skipped_ticks_in_window=_window_delta(work, nproc, "skipped_ticks", first_line),
             published_per_s=in_window_created / (w1 - w0),
             delivered_per_s=delivered_per_s,
             latency_ms_p50=_pct(lat, 50),
@@ -507,6 +549,7 @@ def _print(r: dict[str, Any]) -> None:
         "10,000 (seed 000)",
     )
     t.add_row("boot: register + provision + connect", f"{r.get('boot_s', 0):.1f} s", "")
+    t.add_row("settling before the window (backlog gone)", f"{r.get('settle_s', 0):.1f} s", "")
     t.add_row(
         "published msg/s",
         f"{r.get('published_per_s', 0):,.0f}",
@@ -557,3 +600,5 @@ def _print(r: dict[str, Any]) -> None:
             "  of which node-side swap (verify+import+start)", ms(hs["node_swap_ms_p50"] or 0), ""
         )
     console.print(t)
+    for note in r.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
