@@ -233,8 +233,11 @@ class FaultLocationApp:
             tuple(sorted(placements.items())),
         )
         if self._base is None or self._base[0] != key:
+            from gridedge.flisr.blas import warm_up
+
             pre = tw.solve()
             info, slots = feeder_with_slots(tw, head_pt, pre, meters)
+            warm_up()  # per process, once: not on the first fault's clock
             trafos = {t.id: t for t in tw.transformer_data()}
             self._base = (key, info, slots, trafos)
         _, info0, slots, trafos = self._base

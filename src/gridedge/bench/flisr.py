@@ -522,7 +522,10 @@ def run(
         if sag_meters not in ("all", "points"):
             raise typer.BadParameter("must be 'all' or 'points'", param_hint="--sag-meters")
         feeders = _feeders(twin, pre, sag_meters)
+        from gridedge.flisr.blas import warm_up
         from gridedge.flisr.restoration import GridRestoration
+
+        warm_up()  # the fault-location app does it at topology time, before any fault
 
         zones = GridRestoration(twin.pgm, twin.grid.switch_role)
     if not feeders:

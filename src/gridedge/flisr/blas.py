@@ -29,3 +29,11 @@ def single_blas_thread() -> Iterator[None]:
         return
     with ctl.limit(limits=1, user_api="blas"):
         yield
+
+
+def warm_up() -> None:
+    """Find the process's BLAS libraries now (threadpoolctl scans every loaded shared library:
+    25–140 ms in a process that has loaded pandapower and power-grid-model), so that the first
+    fault after a node starts does not pay it. Callers: the fault-location app at topology time,
+    and the benchmark before its timed runs, as the app would have done."""
+    _controller()
