@@ -17,24 +17,12 @@ import numpy as np
 from gridedge.apps.fault_capture import FaultCaptureApp
 from gridedge.clock import Clock
 from gridedge.contracts.waveform import WaveformWindow
-from gridedge.twin.state import GridState, MeasurementPoint
+from gridedge.twin.state import MeasurementPoint
 from gridedge.twin.waveforms import DaqSpec, synthesize_window
-from tests.apps.signals import balanced
+from tests.apps.signals import balanced, two_node_state
 
 T0 = 1_763_700_000_000_000_000
 INCEPTION = T0 + 1_000_000_000
-
-
-def _state(u: np.ndarray, i: np.ndarray, t_ns: int) -> GridState:
-    return GridState(
-        node_ids=("N1", "N2"),
-        u=np.array([u, u]),
-        branch_ids=("L1",),
-        i_from=np.array([i]),
-        i_to=np.array([-i]),
-        energised=np.array([True, True]),
-        time_ns=t_ns,
-    )
 
 
 def _phasors() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -50,8 +38,8 @@ def _window(angle_deg: float, x_over_r: float, seed: int) -> WaveformWindow:
     pre_v, pre_i, f_v, f_i = _phasors()
     return synthesize_window(
         MeasurementPoint("P", "N1", "L1"),
-        _state(pre_v, pre_i, 0),
-        _state(f_v, f_i, INCEPTION),
+        two_node_state(pre_v, pre_i, 0),
+        two_node_state(f_v, f_i, INCEPTION),
         pre_s=0.3,
         post_s=0.3,
         inception_angle_deg=angle_deg,

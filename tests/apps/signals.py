@@ -7,6 +7,7 @@ x(t) = √2·|X|·cos(ω·t + ∠X) with t the absolute epoch time, the conventi
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +46,19 @@ def synthesize(
         rng = np.random.default_rng(seed)
         out += rng.normal(0.0, noise, out.shape) * np.max(np.abs(out), axis=1, keepdims=True)
     return out
+
+
+def two_node_state(u: np.ndarray, i: np.ndarray, t_ns: int) -> Any:
+    """A twin GridState of one line N1–N2 carrying ``i`` at voltage ``u`` on both ends: what the
+    twin's DAQ model needs to synthesize a meter's window at N1."""
+    from gridedge.twin.state import GridState
+
+    return GridState(
+        node_ids=("N1", "N2"),
+        u=np.array([u, u]),
+        branch_ids=("L1",),
+        i_from=np.array([i]),
+        i_to=np.array([-i]),
+        energised=np.array([True, True]),
+        time_ns=t_ns,
+    )

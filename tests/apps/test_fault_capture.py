@@ -14,10 +14,10 @@ from gridedge.clock import Clock
 from gridedge.contracts.events import FaultRecord
 from gridedge.contracts.telemetry import DeviceEvent, EventKind
 from gridedge.node.backends.replay import ReplayDaq, RmsReplayDaq
-from gridedge.twin.state import GridState, MeasurementPoint
+from gridedge.twin.state import MeasurementPoint
 from gridedge.twin.waveforms import DaqSpec, synthesize_window
 from tests.apps.context import FakeContext, eventually, run_stepped
-from tests.apps.signals import balanced, synthesize
+from tests.apps.signals import balanced, synthesize, two_node_state
 
 T0 = 1_763_700_000_000_000_000
 RATE = 3200.0
@@ -124,24 +124,13 @@ async def test_phasors_from_a_realistic_twin_window(tmp_path, start_app) -> None
     """The twin's DAQ model (DC offset, 12-bit ADC, noise, breaker interrupting at current
     zero) replayed to the app: phasors within a DAQ's accuracy of the twin's ground truth."""
 
-    def state(u: np.ndarray, i: np.ndarray, t_ns: int) -> GridState:
-        return GridState(
-            node_ids=("N1", "N2"),
-            u=np.array([u, u]),
-            branch_ids=("L1",),
-            i_from=np.array([i]),
-            i_to=np.array([-i]),
-            energised=np.array([True, True]),
-            time_ns=t_ns,
-        )
-
     inc = T0 + 1_000_000_000
     point = MeasurementPoint("P-head", "N1", "L1")
     window = synthesize_window(
         point,
-        state(PRE_V * 50, PRE_I * 10, 0),  # an MV feeder head: 11.5 kV, 100 A
-        state(F_V * 50, F_I * 10, inc),
-        post_trip=state(ZERO, ZERO, inc + 150_000_000),
+        two_node_state(PRE_V * 50, PRE_I * 10, 0),  # an MV feeder head: 11.5 kV, 100 A
+        two_node_state(F_V * 50, F_I * 10, inc),
+        post_trip=two_node_state(ZERO, ZERO, inc + 150_000_000),
         pre_s=1.0,
         post_s=1.0,
         daq=DaqSpec(rate_hz=RATE, adc_bits=12, noise_lsb_rms=0.5),
@@ -178,24 +167,13 @@ async def test_plain_dft_is_hurt_by_the_dc_offset() -> None:
     i_dur[0] = 4000 * np.exp(-1j * math.radians(80))
     point = MeasurementPoint("P", "N1", "L1")
 
-    def st(u: np.ndarray, i: np.ndarray, t: int) -> GridState:
-        return GridState(
-            ("N1",),
-            np.array([u]),
-            ("L1",),
-            np.array([i]),
-            np.array([-i]),
-            np.array([True]),
-            time_ns=t,
-        )
-
     ctx = FakeContext("M1", Clock("stepped", start_ns=inc))
     errs: dict[str, float] = {"dft": 0.0, "ls-dc": 0.0}
     for seed, angle in enumerate(range(0, 180, 15)):  # the offset depends on the point on wave
         w = synthesize_window(
             point,
-            st(pre, i_pre, 0),
-            st(dur, i_dur, inc),
+            two_node_state(pre, i_pre, 0),
+            two_node_state(dur, i_dur, inc),
             pre_s=0.2,
             post_s=0.2,
             inception_angle_deg=float(angle),
@@ -279,23 +257,12 @@ def _lv_window(seed: int, noise_lsb: float = 2.0):
     """An LV sag meter's window from the twin's DAQ model: 230 V, a 55 % sag from inception,
     the protection clearing it 0.3 s later (the twin's trip delay), 12 bit with noise."""
 
-    def state(u: np.ndarray, i: np.ndarray, t_ns: int) -> GridState:
-        return GridState(
-            node_ids=("N1", "N2"),
-            u=np.array([u, u]),
-            branch_ids=("L1",),
-            i_from=np.array([i]),
-            i_to=np.array([-i]),
-            energised=np.array([True, True]),
-            time_ns=t_ns,
-        )
-
     inc = T0 + 1_000_000_000
     return inc, synthesize_window(
         MeasurementPoint("SM-1", "N1", "L1"),
-        state(PRE_V, PRE_I, 0),
-        state(0.55 * PRE_V, 0.55 * PRE_I, inc),
-        post_trip=state(ZERO, ZERO, inc + 300_000_000),
+        two_node_state(PRE_V, PRE_I, 0),
+        two_node_state(0.55 * PRE_V, 0.55 * PRE_I, inc),
+        post_trip=two_node_state(ZERO, ZERO, inc + 300_000_000),
         pre_s=0.5,
         post_s=0.5,
         daq=DaqSpec(rate_hz=RATE, adc_bits=12, noise_lsb_rms=noise_lsb),
