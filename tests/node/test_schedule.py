@@ -35,7 +35,8 @@ async def test_many_timers_share_one_wheel_and_tick_on_a_grid() -> None:
         assert steps == {50_000_000}  # scheduled times lie exactly on the interval's grid
     for t in timers:
         t.close()
-    assert wheel._timer is None or all(t.closed for t in timers)
+    await asyncio.sleep(0.12)  # a firing or two: closed timers leave the heap
+    assert not any(ref() in timers for *_, ref in wheel._heap)
 
 
 async def test_late_loop_skips_ticks_instead_of_bursting() -> None:
@@ -111,3 +112,40 @@ def test_bad_interval_is_refused() -> None:
 
     with pytest.raises(ValueError, match="interval_s"):
         asyncio.run(make())
+
+
+async def test_same_interval_after_skipped_ticks_does_not_tick_at_once() -> None:
+    """Apps re-apply all their parameters (telemetry's on_params): the same interval again must
+    not add a tick — after a stall the last tick's time lies whole intervals back."""
+    timer = Periodic(Clock(), 0.1)
+    seen: list[float] = []
+    async for _ in timer:
+        seen.append(time.monotonic())
+        if len(seen) == 2:
+            time.sleep(0.35)  # the loop stalls: ticks are skipped
+        if len(seen) == 3:
+            timer.set_interval(0.1)  # unchanged
+        if len(seen) == 5:
+            break
+    timer.close()
+    assert timer.skipped >= 2
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
+    assert min(gaps[2:]) >= 0.04, gaps  # no back-to-back tick after the set_interval
+
+
+async def test_a_loop_left_early_leaves_the_wheel() -> None:
+    """``break`` out of ``async for _ in ctx.every(s)`` drops the iterator: its timer must not
+    go on ticking for nobody (an app re-creating its loop would pile them up)."""
+    clock = Clock()
+    wheel = _wheel_for(asyncio.get_running_loop(), clock)
+
+    async def app() -> None:
+        async for _ in Periodic(clock, 0.02):
+            break
+
+    live_before = sum(1 for *_, ref in wheel._heap if ref() is not None)
+    for _ in range(5):
+        await app()
+    await asyncio.sleep(0.06)
+    live_after = sum(1 for *_, ref in wheel._heap if ref() is not None)
+    assert live_after == live_before

@@ -45,20 +45,32 @@ SEED = {
 # ---------------------------------------------------------------------------------------------
 
 
-def _snapshot(procs: dict[str, subprocess.Popen], nproc: int) -> None:
-    """Ask every fleet process for a statistics line (SIGUSR1) and give them time to write it."""
+def _snapshot(procs: dict[str, subprocess.Popen], nproc: int, work: Path) -> None:
+    """Ask every fleet process for a statistics line (SIGUSR1) and wait until each has written
+    it: a loop that is late (the very thing the settling looks for) answers late, and an old
+    line must not pass for a new one."""
+    before = [_snapshot_count(work, k) for k in range(nproc)]
     for k in range(nproc):
         with contextlib.suppress(ProcessLookupError):
             procs[f"fleet{k}"].send_signal(signal.SIGUSR1)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        if all(_snapshot_count(work, k) > before[k] for k in range(nproc)):
+            return
+        time.sleep(0.05)
 
 
 def _snapshots(work: Path, k: int) -> list[dict[str, Any]]:
+    """Complete lines only (one being written has no newline yet)."""
     try:
-        lines = (work / f"fleet{k}.snapshots").read_text().splitlines()
-        return [json.loads(line) for line in lines]
-    except (OSError, ValueError):
+        text = (work / f"fleet{k}.snapshots").read_text()
+    except OSError:
         return []
+    out = []
+    for line in text.split("\n")[:-1]:
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
 
 
 def _snapshot_count(work: Path, k: int) -> int:
@@ -74,7 +86,7 @@ def _settle(
     time.sleep(3.0)
     prev: tuple[int, int] | None = None
     while True:
-        _snapshot(procs, nproc)
+        _snapshot(procs, nproc, work)
         last = [(_snapshots(work, k) or [{}])[-1] for k in range(nproc)]
         cur = (
             sum(int(x.get("skipped_ticks", 0)) for x in last),
@@ -424,7 +436,7 @@ def run(
         pids["mosquitto-mgmt"] = [brokers.mgmt.pid or 0]
         cpu0 = {n: sum(_cpu_s(q) for q in p) for n, p in pids.items()}
         sub_c0 = sum(_cpu_s(q) for q in sub_children)
-        _snapshot(procs, nproc)
+        _snapshot(procs, nproc, work)
         first_line = [_snapshot_count(work, k) - 1 for k in range(nproc)]
         w0 = time.time()
         console.print(f"measuring {duration:.0f} s (hot swaps in between)…")
@@ -437,7 +449,7 @@ def run(
         if rest > 0:
             time.sleep(rest)
         w1 = time.time()
-        _snapshot(procs, nproc)
+        _snapshot(procs, nproc, work)
         cpu1 = {n: sum(_cpu_s(q) for q in p) for n, p in pids.items()}
         sub_c1 = sum(_cpu_s(q) for q in sub_children)
         rss = {n: sum(_peak_rss_mb(q) for q in p) for n, p in pids.items()}

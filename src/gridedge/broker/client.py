@@ -247,6 +247,8 @@ class MqttClient:
             if len(self._topics) > 1024:  # apps publishing on ever new topics: keep it bounded
                 self._topics.clear()
             encoded = self._topics[topic] = encode_topic(topic)
+        if len(encoded) + len(payload) + 2 > 268_435_455:
+            return False  # gmqtt refuses it before taking a packet id; take none here either
         mid = proto.id_generator.next_id() if qos else None
         packet = publish_packet(encoded, payload, qos, retain, mid)
         proto.write_data(packet)  # gmqtt's: stamps the keepalive clock, skips a closed socket

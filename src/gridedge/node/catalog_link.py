@@ -85,6 +85,7 @@ class CatalogLink:
             self.base_url, device_id, token, timeout_s=timeout_s, client=http
         )
         self._session = check_in_session
+        self._aiohttp_timeout = aiohttp.ClientTimeout(total=timeout_s)  # the httpx path's bound
         self._settings_url = f"{self.base_url}/v1/devices/{device_id}/settings"
 
     @property
@@ -127,7 +128,12 @@ class CatalogLink:
         async with self._gate:
             for attempt in (1, 2):
                 try:
-                    async with session.get(self._settings_url, headers=headers) as resp:
+                    async with session.get(
+                        self._settings_url,
+                        headers=headers,
+                        timeout=self._aiohttp_timeout,
+                        allow_redirects=False,  # as httpx: a redirect is an answer, not followed
+                    ) as resp:
                         status, body = resp.status, await resp.read()
                         etag = resp.headers.get("ETag")
                         reason = resp.reason or "error"

@@ -14,6 +14,7 @@ import inspect
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Protocol
 
 from gridedge.clock import Clock
@@ -62,7 +63,7 @@ class NodeAppContext:
         self.published = 0
         self._subs: list[tuple[Plane, int]] = []
         self._topics: dict[tuple[str, str | None, str], tuple[Plane, str]] = {}
-        self._timers: list[Periodic] = []
+        self._timers: weakref.WeakSet[Periodic] = weakref.WeakSet()
         self._app_loop: asyncio.AbstractEventLoop | None = None  # set for blocking apps
         self._node_thread = threading.get_ident()  # contexts are created on the node's loop
         self.closed = False
@@ -159,15 +160,14 @@ class NodeAppContext:
     def every(self, interval_s: float) -> Periodic:
         """A periodic tick on the node's clock, shared with every other app of the event loop
         (gridedge.node.schedule): ``async for _ in ctx.every(1.0): ...``."""
-        self._timers = [t for t in self._timers if not t.closed]
         timer = Periodic(self.clock, interval_s, on_tick=self.alive)
-        self._timers.append(timer)
+        self._timers.add(timer)  # weakly: a timer the app dropped is gone from here too
         return timer
 
     def idle_s(self) -> float:
         # an app parked in its periodic timer waits on the runtime, not on itself: not a stall
         # however long the interval
-        for timer in self._timers:
+        for timer in list(self._timers):
             if timer.waiting:
                 return 0.0
         return time.monotonic() - self.last_alive
@@ -175,7 +175,7 @@ class NodeAppContext:
     def close(self) -> None:
         """Drop this instance's subscriptions and timers (called on the node's loop)."""
         self.closed = True
-        for timer in self._timers:
+        for timer in list(self._timers):
             if self._app_loop is None:
                 timer.close()
             elif not self._app_loop.is_closed():

@@ -68,6 +68,9 @@ class Periodic:
         self._closed = False
         self._seq = 0  # which heap entry is current (older ones are stale)
         self._wheel: _Wheel | None = None
+        # the wheel holds timers weakly: an app that leaves its ``async for`` early (break) drops
+        # the iterator, and its timer then leaves the wheel instead of ticking for nobody
+        self._ref = weakref.ref(self)
         self._sleeper: asyncio.Task[None] | None = None
         if clock.mode is ClockMode.STEPPED:
             self._sleeper = self.loop.create_task(self._sleep_loop())
@@ -113,9 +116,17 @@ class Periodic:
         if threading.get_ident() != self._thread:
             self.loop.call_soon_threadsafe(self.set_interval, interval_s)
             return
-        self.step_ns = step
-        if self._last_ns is not None and not self._closed:
-            self._reschedule(max(self._last_ns + step, self.clock.now_ns()))
+        old, self.step_ns = self.step_ns, step
+        if step == old or self._last_ns is None or self._closed:
+            return  # same interval (apps re-apply all parameters): the grid stays as it is
+        # anchored on the grid point the timer last served (a skipped tick's too), not on
+        # _last_ns: after skips that lies whole intervals back and would give a tick at once
+        self._reschedule(max(self.due_ns - old + step, self.clock.now_ns()))
+
+    async def aclose(self) -> None:
+        """``close`` for ``contextlib.aclosing(ctx.every(s))``: ends the timer at once when the
+        app leaves its loop early, without waiting for the iterator to be dropped."""
+        self.close()
 
     def close(self) -> None:
         """Stop ticking; a waiting app's loop ends (StopAsyncIteration)."""
@@ -175,7 +186,7 @@ class _Wheel:
     def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
         self.loop = loop
         self.clock = clock
-        self._heap: list[tuple[int, int, int, Periodic]] = []
+        self._heap: list[tuple[int, int, int, weakref.ref[Periodic]]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: int | None = None
@@ -186,7 +197,7 @@ class _Wheel:
 
     def add(self, p: Periodic) -> None:
         p._seq += 1
-        heapq.heappush(self._heap, (p.due_ns, next(self._order), p._seq, p))
+        heapq.heappush(self._heap, (p.due_ns, next(self._order), p._seq, p._ref))
         if not self._firing and (self._timer_due is None or p.due_ns < self._timer_due):
             self._arm()
 
@@ -196,7 +207,10 @@ class _Wheel:
             self._timer = None
             self._timer_due = None
         heap = self._heap
-        while heap and heap[0][3]._seq != heap[0][2]:  # stale: closed or rescheduled
+        while heap:  # drop stale entries: closed, rescheduled or dropped by their app
+            p = heap[0][3]()
+            if p is not None and p._seq == heap[0][2]:
+                break
             heapq.heappop(heap)
         if not heap:
             return
@@ -215,16 +229,17 @@ class _Wheel:
         self._firing = True
         try:
             while heap and heap[0][0] <= limit:
-                _, _, seq, p = pop(heap)
-                if p._seq != seq:  # closed or rescheduled since it was pushed
+                _, _, seq, ref = pop(heap)
+                p = ref()
+                if p is None or p._seq != seq:  # dropped, closed or rescheduled since pushed
                     continue
                 p._fire(now)
                 if p._seq == seq:  # (set_interval from a woken app pushes its own entry)
                     p._seq = seq = seq + 1
-                    push(heap, (p.due_ns, next(order), seq, p))
+                    push(heap, (p.due_ns, next(order), seq, ref))
         finally:
             self._firing = False
-        self._arm()
+            self._arm()  # even if a timer raised: the other apps' ticks must go on
 
 
 _wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Wheel]] = (
