@@ -84,14 +84,21 @@ def model():
     return Twin.from_name("turin-2feeder")
 
 
-async def test_own_switching_does_not_start_a_second_run(model, monkeypatch) -> None:
+async def _service(model, monkeypatch, **params):  # type: ignore[no-untyped-def]
+    """The reconfiguration service on turin-2feeder with its model loaded, without a catalog;
+    a stepped clock at T0. Returns (app, ctx)."""
     monkeypatch.delenv("GRIDEDGE_ADMIN_TOKEN", raising=False)
-    clock = Clock("stepped", start_ns=T0)
-    ctx = FakeContext("FLISR", clock, params={})
+    ctx = FakeContext("FLISR", Clock("stepped", start_ns=T0), params={})
     app = ReconfigurationApp()
-    app.params = app._apply({"grid": "turin-2feeder", "switch_device": "SWGW", "holdoff_s": 5})
+    app.params = app._apply({"grid": "turin-2feeder", "switch_device": "SWGW", **params})
     app.model_twin = model
     await asyncio.to_thread(app._load_model)
+    return app, ctx
+
+
+async def test_own_switching_does_not_start_a_second_run(model, monkeypatch) -> None:
+    app, ctx = await _service(model, monkeypatch, holdoff_s=5)
+    clock = ctx.clock
     handle = app._on_location(ctx)
     t = "gridedge/v1/data/M1/fault-location"
 
@@ -139,12 +146,7 @@ async def test_own_switching_does_not_start_a_second_run(model, monkeypatch) -> 
 async def test_another_feeders_report_is_not_ignored(model, monkeypatch) -> None:
     """Feeder B's head meter reporting a disturbance that began before feeder A's fault was
     located (a simultaneous fault, not FLISR's switching) queues its own run."""
-    monkeypatch.delenv("GRIDEDGE_ADMIN_TOKEN", raising=False)
-    ctx = FakeContext("FLISR", Clock("stepped", start_ns=T0), params={})
-    app = ReconfigurationApp()
-    app.params = app._apply({"grid": "turin-2feeder", "switch_device": "SWGW"})
-    app.model_twin = model
-    await asyncio.to_thread(app._load_model)
+    app, ctx = await _service(model, monkeypatch)
     handle = app._on_location(ctx)
     await handle("gridedge/v1/data/M1/fault-location", _loc("a1", "L-A2-A3", T0))
     await handle("gridedge/v1/data/M-B/fault-location", _loc("b1", "L-B3-B4", T0, device="M-B"))
@@ -168,13 +170,8 @@ async def test_the_service_model_follows_its_own_switching(model, monkeypatch) -
     """Without the catalog, the model the service plans on is the one its last run left: the
     confirmed switch states, not the grid's normal state (the tripped breaker is found on it,
     inside the plan's timed span, and the record names the topology read apart)."""
-    monkeypatch.delenv("GRIDEDGE_ADMIN_TOKEN", raising=False)
-    clock = Clock("stepped", start_ns=T0)
-    ctx = FakeContext("FLISR", clock, params={})
-    app = ReconfigurationApp()
-    app.params = app._apply({"grid": "turin-2feeder", "switch_device": "SWGW", "holdoff_s": 0})
-    app.model_twin = model
-    await asyncio.to_thread(app._load_model)
+    app, ctx = await _service(model, monkeypatch, holdoff_s=0)
+    clock = ctx.clock
     handle = app._on_location(ctx)
     await handle("gridedge/v1/data/M1/fault-location", _loc("s1", "L-A2-A3", T0))
     await _run_to_end(app, ctx, 1)
@@ -200,12 +197,7 @@ async def test_the_service_model_follows_its_own_switching(model, monkeypatch) -
 
 
 async def test_a_section_without_a_plan_is_reported(model, monkeypatch) -> None:
-    monkeypatch.delenv("GRIDEDGE_ADMIN_TOKEN", raising=False)
-    ctx = FakeContext("FLISR", Clock("stepped", start_ns=T0), params={})
-    app = ReconfigurationApp()
-    app.params = app._apply({"grid": "turin-2feeder", "switch_device": "SWGW"})
-    app.model_twin = model
-    await asyncio.to_thread(app._load_model)
+    app, ctx = await _service(model, monkeypatch)
     loc = FaultLocation.from_json(_loc("x1", "L-A2-A3", T0)).model_copy(
         update={"section_id": "L-NOWHERE"}
     )

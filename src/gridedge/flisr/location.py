@@ -437,6 +437,31 @@ def _yf_batch(kind: FaultKind, phases: str, rfs: np.ndarray) -> np.ndarray:
     return fault_admittances(kind, phases, rfs)
 
 
+def _fit_starts(
+    prob: _Problem,
+    kinds: list[tuple[FaultKind, str]],
+    idx: list[int],
+    kind: list[int],
+    d: list[float],
+    rf: list[float],
+    iterations: int,
+) -> list[tuple[float, int, FaultKind, str, float, float]]:
+    """Refine every start at once; (cost, section index, fault kind, phases, d, Rf) each."""
+    d_fit, rf_fit, cost = _levenberg_marquardt(
+        prob,
+        np.array(idx, dtype=int),
+        kinds,
+        np.array(kind, dtype=int),
+        np.array(d),
+        np.array(rf),
+        iterations=iterations,
+    )
+    return [
+        (float(c), i, kinds[g][0], kinds[g][1], float(x), float(r))
+        for c, i, g, x, r in zip(cost, idx, kind, d_fit, rf_fit, strict=True)
+    ]
+
+
 def locate(
     model: FeederModel, head: HeadPhasors, sags: list[SagReport] | None = None, **kw: Any
 ) -> LocationResult:
@@ -606,19 +631,7 @@ def _locate(
     t_coarse = time.perf_counter()
 
     # every start refined at once, all fault kinds in the same batched calls
-    d_fit, rf_fit, cost_fit = _levenberg_marquardt(
-        prob,
-        np.array(st_idx, dtype=int),
-        kinds,
-        np.array(st_kind, dtype=int),
-        np.array(st_d),
-        np.array(st_rf),
-        iterations=lm_iterations,
-    )
-    results = [
-        (float(c), i, kinds[g][0], kinds[g][1], float(x), float(r))
-        for c, i, g, x, r in zip(cost_fit, st_idx, st_kind, d_fit, rf_fit, strict=True)
-    ]
+    results = _fit_starts(prob, kinds, st_idx, st_kind, st_d, st_rf, lm_iterations)
     if refine:
         top: list[tuple[float, int, FaultKind, str, float, float]] = []
         for item in sorted(results, key=lambda x: x[0]):
@@ -635,19 +648,7 @@ def _locate(
                 r_kind.append(kinds.index((kind, phases)))
                 r_d.append(x)
                 r_rf.append(rf)
-        d2, rf2, c2 = _levenberg_marquardt(
-            prob,
-            np.array(r_idx, dtype=int),
-            kinds,
-            np.array(r_kind, dtype=int),
-            np.array(r_d),
-            np.array(r_rf),
-            iterations=lm_iterations,
-        )
-        results += [
-            (float(c), i, kinds[g][0], kinds[g][1], float(x), float(r))
-            for c, i, g, x, r in zip(c2, r_idx, r_kind, d2, rf2, strict=True)
-        ]
+        results += _fit_starts(prob, kinds, r_idx, r_kind, r_d, r_rf, lm_iterations)
 
     best_by_section: dict[int, tuple[float, int, FaultKind, str, float, float]] = {}
     for item in results:
