@@ -215,3 +215,39 @@ async def test_restart_with_catalog_down_runs_on_persisted_settings(
                 break
             await asyncio.sleep(0.1)
         assert second.catalog_ok is True
+
+
+async def test_packet_ids_of_messages_lost_with_a_session_are_given_back(
+    mosquitto: MosquittoInstance,
+) -> None:
+    """In-flight QoS 1 messages a clean-session reconnect throws away are re-sent by the outbox
+    under new packet ids; the old ids must return to the client's allocator, or each outage leaks
+    a window of the 65,535 ids until publishing fails (gmqtt itself does not give them back)."""
+    import os
+    import signal as sig
+
+    from gridedge.node.outbox import MemoryOutbox, Outbox, track_acks
+
+    client = MqttClient(mosquitto.url, client_id="ids")
+    tracker = track_acks(client)
+    await client.connect()
+    outbox = Outbox(MemoryOutbox(), window=64)
+    outbox.attach(client, tracker)
+    outbox.start()
+    ids = client._client._package_handler.id_generator
+    assert mosquitto.pid
+    os.kill(mosquitto.pid, sig.SIGSTOP)  # the broker hears nothing: no PUBACK comes back
+    try:
+        for k in range(20):
+            outbox.put("gridedge/v1/data/ids/telemetry", f"{k}".encode())
+        await asyncio.sleep(0.2)
+        assert len(ids._used_ids) >= 20  # all in flight
+    finally:
+        os.kill(mosquitto.pid, sig.SIGKILL)
+    mosquitto.stop()
+    mosquitto.start()  # a fresh broker: the reconnect's CONNACK has no session
+    assert await outbox.drain(20), "the outbox re-sent and delivered every message"
+    assert outbox.delivered == 20
+    assert len(ids._used_ids) == 0, f"packet ids never given back: {sorted(ids._used_ids)[:10]}"
+    await outbox.stop()
+    await client.disconnect()

@@ -200,6 +200,10 @@ class AckTracker(PersistentStorage):
         self._tags: dict[int, int] = {}
         self.on_ack: Callable[[int], None] = lambda tag: None
         self.on_lost: Callable[[list[int]], None] = lambda tags: None
+        # the client's packet-id allocator: gmqtt forgets a clean session's in-flight messages
+        # without giving their ids back, so every broker outage would leak up to a window of
+        # ids until publishing fails with OverflowError (65,535 ids)
+        self.free_id: Callable[[int], None] = lambda mid: None
 
     def push_message(self, mid, raw_package):  # type: ignore[no-untyped-def]
         super().push_message(mid, raw_package)
@@ -214,6 +218,8 @@ class AckTracker(PersistentStorage):
             self.on_ack(tag)
 
     def clear(self) -> None:
+        for mid in list(self._messages):
+            self.free_id(mid)
         super().clear()
         lost, self._tags = list(self._tags.values()), {}
         if lost:
@@ -224,6 +230,7 @@ def track_acks(client: MqttClient) -> AckTracker:
     """Install an AckTracker in a (not yet connected) MqttClient's gmqtt client."""
     tracker = AckTracker()
     client._client._persistent_storage = tracker  # gmqtt takes it only at construction
+    tracker.free_id = client._client._package_handler.id_generator.free_id
     return tracker
 
 
