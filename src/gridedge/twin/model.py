@@ -947,6 +947,21 @@ class Twin:
             for gid, r in self._gen_row.items()
         }
 
+    def _update_pq(self, ct: Any, rows: list[int], p: list[float], q: list[float]) -> None:
+        """Set P and Q of ``rows`` of a symmetric load/generator table, in the input copy and
+        in the standing PGM model."""
+        if not rows:
+            return
+        arr = self.pgm.input[ct]
+        r = np.array(rows)
+        arr["p_specified"][r] = p
+        arr["q_specified"][r] = q
+        upd = initialize_array("update", ct, len(r))
+        upd["id"] = arr["id"][r]
+        upd["p_specified"] = arr["p_specified"][r]
+        upd["q_specified"] = arr["q_specified"][r]
+        self._model.update(update_data={ct: upd})
+
     def set_load_power(
         self, p_w: dict[str, float], q_var: dict[str, float] | None = None, *, solve: bool = True
     ) -> None:
@@ -973,26 +988,8 @@ class Twin:
                 gen_q.append(q_var.get(lid, self.pgm.input[CT.sym_gen]["q_specified"][r]))
             else:
                 raise TwinError("load_id", f"{lid!r} is not a load or customer of {self.name!r}")
-        if gen_rows:
-            arr = self.pgm.input[CT.sym_gen]
-            r = np.array(gen_rows)
-            arr["p_specified"][r] = gen_p
-            arr["q_specified"][r] = gen_q
-            upd = initialize_array("update", CT.sym_gen, len(r))
-            upd["id"] = arr["id"][r]
-            upd["p_specified"] = arr["p_specified"][r]
-            upd["q_specified"] = arr["q_specified"][r]
-            self._model.update(update_data={CT.sym_gen: upd})
-        if sl_rows:
-            arr = self.pgm.input[CT.sym_load]
-            r = np.array(sl_rows)
-            arr["p_specified"][r] = sl_p
-            arr["q_specified"][r] = sl_q
-            upd = initialize_array("update", CT.sym_load, len(r))
-            upd["id"] = arr["id"][r]
-            upd["p_specified"] = arr["p_specified"][r]
-            upd["q_specified"] = arr["q_specified"][r]
-            self._model.update(update_data={CT.sym_load: upd})
+        self._update_pq(CT.sym_gen, gen_rows, gen_p, gen_q)
+        self._update_pq(CT.sym_load, sl_rows, sl_p, sl_q)
         for cid in cust:
             c = self.customers[cid]
             c.p_w = float(p_w[cid])
