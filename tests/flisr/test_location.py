@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gridedge.flisr.location import HeadPhasors, LocationError, SagReport, classify, locate
-from gridedge.flisr.network import FaultKind, dyn_view
+from gridedge.flisr.network import FaultKind, dyn_view, fault_admittances
 from gridedge.flisr.twin_model import build_feeder
 from gridedge.twin.faults import Fault
 from gridedge.twin.model import Twin
@@ -130,6 +130,50 @@ _GV = np.array([1.004 * np.exp(0.3j * np.pi / 180), 0.997 * np.exp(-0.2j * np.pi
 _GI = np.array([0.996 * np.exp(-0.45j * np.pi / 180), 1.003 * np.exp(0.35j * np.pi / 180),
                 1.0 * np.exp(-0.5j * np.pi / 180)])  # fmt: skip
 _METERS2 = [MeasurementPoint(f"SM-A{k}", f"SS-A{k}-LV", f"TR-A{k}", "to") for k in range(1, 7)]
+
+
+def test_fit_follows_a_bolted_fault_valley_from_either_end(twin2: Twin) -> None:
+    """A bolted fault's cost valley is millimetres of Rf wide. From a start at either end of
+    the section, or on the section upstream, the fit must reach the valley's bottom: it once
+    stalled with Rf on its bound (no slope below the model's Rf floor) and d half a section
+    off, and a start held at a section's end crawled in Rf for dozens of iterations."""
+    from gridedge.flisr.location import _levenberg_marquardt, _problem
+
+    pre = twin2.solve()
+    fault = Fault("L-A4-A5", 0.3, "3ph", "abc", 0.01)
+    during = twin2.compute_fault(fault)
+    head_pt = next(m for m in twin2.measurement_points if m.id == "M1")
+    model = build_feeder(twin2, head_pt, pre, meters=_METERS2).model
+    head = HeadPhasors(
+        pre.node_voltage("BB-A"),
+        pre.branch_current("CB-A"),
+        during.node_voltage("BB-A"),
+        during.branch_current("CB-A"),
+    )
+    sags = [
+        SagReport(m.id, np.abs(pre.node_voltage(m.node_id)), np.abs(during.node_voltage(m.node_id)))
+        for m in _METERS2
+    ]
+    model.compensate_loads(head.v_pre, head.i_pre)
+    prob = _problem(model, head, sags, np.zeros(3, complex), (0.005, 0.005), 0.002, 0.001)
+    here, up = model.section_index["L-A4-A5"], model.section_index["L-A3-A4"]
+    d, rf, cost = _levenberg_marquardt(
+        prob,
+        np.array([here, here, up]),
+        [(FaultKind.THREE_PHASE, "abc")],
+        np.zeros(3, dtype=int),
+        np.array([1.0, 0.0, 0.5]),
+        np.full(3, 50.0),
+        iterations=30,
+    )
+    assert d[:2] == pytest.approx(0.3, abs=0.002) and rf[:2] == pytest.approx(0.01, abs=0.001)
+    assert cost[0] < 1.0
+    # upstream: the best it can do is its downstream end, with the Rf a scan finds there
+    rfs = np.linspace(0.0, 0.1, 2001)
+    yf = fault_admittances(FaultKind.THREE_PHASE, "abc", rfs).reshape(1, -1, 3, 3)
+    scan = np.sum(prob.residuals_at(np.array([up]), np.ones((1, rfs.size)), yf)[0] ** 2, axis=1)
+    assert d[2] == pytest.approx(1.0, abs=1e-6)
+    assert cost[2] <= scan.min() * 1.001
 
 
 def _twin_head(twin2: Twin, pre, during) -> HeadPhasors:

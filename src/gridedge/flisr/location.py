@@ -28,6 +28,7 @@ import numpy as np
 from gridedge.flisr.blas import single_blas_thread
 from gridedge.flisr.network import (
     PHASES,
+    RF_FLOOR_OHM,
     SEQ_INV,
     FaultKind,
     FeederModel,
@@ -329,6 +330,48 @@ class _Problem:
         return np.concatenate(parts, axis=1)
 
 
+def _problem(
+    model: FeederModel,
+    head: HeadPhasors,
+    sags: list[SagReport],
+    c_mean: np.ndarray,
+    sigma_gain: tuple[float, float],
+    random_error: float,
+    sag_error: float,
+) -> _Problem:
+    """The least-squares problem of one fault record: the sag meters' depths and their σ (each
+    depth from readings averaged over its cycles), the head's noise and gain prior
+    (``sigma_gain``: σ of its magnitude and angle)."""
+    watch = [model.meter_views[s.meter_id][0] for s in sags]
+    views = [model.meter_views[s.meter_id][1] for s in sags]
+    v_pre_nodes = model.no_fault(head.v_pre)
+    v_pre_model = np.array(
+        [np.abs(vw @ v_pre_nodes[model.node_index[n]]) for n, vw in zip(watch, views, strict=True)]
+    ).reshape(len(sags), 3)
+    r_meas = (
+        np.array([s.v_during / s.v_pre for s in sags]).reshape(len(sags), 3)
+        if sags
+        else np.zeros((0, 3))
+    )
+    sigma_c = np.maximum(np.array([[sigma_gain[0]] * 3, [sigma_gain[1]] * 3]), 1e-6)
+    sigma_i = random_error * (np.abs(head.i_during) + 0.05 * np.abs(head.i_during).max()) + 1e-3
+    return _Problem(
+        model,
+        head,
+        watch,
+        views,
+        r_meas,
+        np.maximum(v_pre_model, 1e-6),
+        sigma_i,
+        sigma_c,
+        sag_error
+        * np.sqrt(
+            np.array([[1 / s.cycles_pre + 1 / s.cycles_during] for s in sags]).reshape(-1, 1)
+        ),
+        c_mean,
+    )
+
+
 def _levenberg_marquardt(
     prob: _Problem,
     idx: np.ndarray,
@@ -349,50 +392,76 @@ def _levenberg_marquardt(
     lower than at the reported one). A few batched iterations put every section at the bottom
     of its own valley, so sections are compared by how well they can fit."""
     P = len(idx)
-    x = np.stack([np.clip(d0, 0.0, 1.0), np.clip(rf0, 0.0, RF_MAX)], axis=1)
+    x = np.stack([np.clip(d0, 0.0, 1.0), np.clip(rf0, RF_FLOOR_OHM, RF_MAX)], axis=1)
     lam = np.full(P, 1e-2)
-    groups = [(np.flatnonzero(kind_of == g), kd, ph) for g, (kd, ph) in enumerate(kinds)]
 
-    def res_at(xx: np.ndarray, k: int = 1) -> np.ndarray:
+    def res_at(sub: np.ndarray, xx: np.ndarray, k: int = 1) -> np.ndarray:
+        """Residuals of the starts ``sub`` at ``xx`` (len(sub), 2k): k points each."""
         d = xx[:, 0::2] if k > 1 else xx[:, :1]
         rf = xx[:, 1::2] if k > 1 else xx[:, 1:2]
-        yf = np.empty((P, rf.shape[1], 3, 3), dtype=complex)
-        for sel, kd, ph in groups:
+        yf = np.empty((len(sub), rf.shape[1], 3, 3), dtype=complex)
+        for g, (kd, ph) in enumerate(kinds):
+            sel = np.flatnonzero(kind_of[sub] == g)
             if sel.size:
                 yf[sel] = fault_admittances(kd, ph, rf[sel].ravel()).reshape(sel.size, -1, 3, 3)
-        return prob.residuals_at(idx, d, yf)
+        return prob.residuals_at(idx[sub], d, yf)
 
-    r = res_at(x)[:, 0]
+    r = res_at(np.arange(P), x)[:, 0]
     cost = np.sum(r**2, axis=1)
     done = np.zeros(P, dtype=bool)
     for _ in range(iterations):
-        h = np.stack([np.full(P, 1e-4), np.maximum(1e-4, 1e-4 * x[:, 1])], axis=1)
+        # only the starts still moving are evaluated: most settle in a few iterations, so a
+        # generous iteration limit costs little and lets a sharp valley (a bolted fault's)
+        # be followed to its bottom from a start far away
+        sub = np.flatnonzero(~done)
+        xa, ra = x[sub], r[sub]
+        h = np.stack([np.full(len(sub), 1e-4), np.maximum(1e-4, 1e-4 * xa[:, 1])], axis=1)
         # the d step goes inward at d = 1 so the Jacobian never needs a point off the section
-        hd = np.where(x[:, 0] + h[:, 0] > 1.0, -h[:, 0], h[:, 0])
-        xs = np.stack([x[:, 0] + hd, x[:, 1], x[:, 0], x[:, 1] + h[:, 1]], axis=1)
-        rr = res_at(xs, 2)
-        jac = np.stack([(rr[:, 0] - r) / hd[:, None], (rr[:, 1] - r) / h[:, 1:2]], axis=2)
+        hd = np.where(xa[:, 0] + h[:, 0] > 1.0, -h[:, 0], h[:, 0])
+        xs = np.stack([xa[:, 0] + hd, xa[:, 1], xa[:, 0], xa[:, 1] + h[:, 1]], axis=1)
+        rr = res_at(sub, xs, 2)
+        jac = np.stack([(rr[:, 0] - ra) / hd[:, None], (rr[:, 1] - ra) / h[:, 1:2]], axis=2)
         jtj = np.einsum("pni,pnj->pij", jac, jac)
-        jtr = np.einsum("pni,pn->pi", jac, r)
+        jtr = np.einsum("pni,pn->pi", jac, ra)
         diag = np.einsum("pii->pi", jtj)
-        a = jtj + lam[:, None, None] * (np.eye(2)[None] * np.maximum(diag, 1e-12)[:, :, None])
+        la = lam[sub]
+        a = jtj + la[:, None, None] * (np.eye(2)[None] * np.maximum(diag, 1e-12)[:, :, None])
         step = -np.linalg.solve(a, jtr[..., None])[..., 0]
+        # a parameter at its bound (d at an end of the section, Rf at its floor or RF_MAX) with the step
+        # pointing past it is held, and the other one stepped alone (an active-set step): the
+        # clipped 2-D step would move it only by the damped amount the held direction allows,
+        # crawling for tens of iterations or stalling short of the valley
+        # Rf's bound is the model's floor: below it the admittance is clipped, so a finite
+        # difference there sees no slope at all
+        lo = np.array([0.0, RF_FLOOR_OHM])
+        hi = np.array([1.0, RF_MAX])
+        held = ((xa <= lo + 1e-6) & (step < 0)) | ((xa >= hi - 1e-6) & (step > 0))
+        for p, q in ((0, 1), (1, 0)):
+            one = held[:, p] & ~held[:, q]
+            step[one, p] = 0.0
+            step[one, q] = -jtr[one, q] / a[one, q, q]
+        step[held.all(axis=1)] = 0.0
         xt = np.stack(
-            [np.clip(x[:, 0] + step[:, 0], 0.0, 1.0), np.clip(x[:, 1] + step[:, 1], 0.0, RF_MAX)],
+            [
+                np.clip(xa[:, 0] + step[:, 0], 0.0, 1.0),
+                np.clip(xa[:, 1] + step[:, 1], RF_FLOOR_OHM, RF_MAX),
+            ],
             axis=1,
         )
-        rt = res_at(xt)[:, 0]
+        rt = res_at(sub, xt)[:, 0]
         ct = np.sum(rt**2, axis=1)
-        ok = ct < cost
-        # a start is done once its (clipped) step is below 1e-6 of the section and 1e-5 of Rf;
-        # the batch stops when every start is
-        done |= (np.abs(xt[:, 0] - x[:, 0]) < 1e-6) & (
-            np.abs(xt[:, 1] - x[:, 1]) < 1e-5 * (1 + x[:, 1])
-        )
-        x = np.where(ok[:, None], xt, x)
-        r = np.where(ok[:, None], rt, r)
-        cost = np.where(ok, ct, cost)
-        lam = np.where(ok, lam / 3, lam * 4)
+        ok = ct < cost[sub]
+        # a start is done once its (clipped) step is below 1e-5 of the section and 1e-5 of Rf,
+        # or an accepted step gained less than 1e-4 of cost (a thousandth of one measurement's
+        # σ²: no section ranking can turn on it)
+        done[sub] = (
+            (np.abs(xt[:, 0] - xa[:, 0]) < 1e-5)
+            & (np.abs(xt[:, 1] - xa[:, 1]) < 1e-5 * (1 + xa[:, 1]))
+        ) | (ok & (cost[sub] - ct < 1e-4))
+        x[sub] = np.where(ok[:, None], xt, xa)
+        r[sub] = np.where(ok[:, None], rt, ra)
+        cost[sub] = np.where(ok, ct, cost[sub])
+        lam[sub] = np.where(ok, la / 3, la * 4)
         if np.all(done):
             break
     return x[:, 0], x[:, 1], cost
@@ -517,7 +586,7 @@ def _locate(
     load_angle_accuracy_deg: float = 0.5,
     balance_head_voltage: bool = True,
     refine: int = 3,
-    lm_iterations: int = 10,
+    lm_iterations: int = 30,
     d_grid: np.ndarray = D_GRID,
     rf_grid: np.ndarray = RF_GRID,
     hops: int | None = None,
@@ -575,33 +644,14 @@ def _locate(
     sw = sweep(model, head, cls)
     t_sweep = time.perf_counter()
 
-    watch = [model.meter_views[s.meter_id][0] for s in sags]
-    views = [model.meter_views[s.meter_id][1] for s in sags]
-    v_pre_nodes = model.no_fault(head.v_pre)
-    v_pre_model = np.array(
-        [np.abs(vw @ v_pre_nodes[model.node_index[n]]) for n, vw in zip(watch, views, strict=True)]
-    ).reshape(len(sags), 3)
-    r_meas = (
-        np.array([s.v_during / s.v_pre for s in sags]).reshape(len(sags), 3)
-        if sags
-        else np.zeros((0, 3))
-    )
-    sigma_c = np.maximum(np.array([[sigma_mag] * 3, [sigma_ang] * 3]), 1e-6)
-    sigma_i = random_error * (np.abs(head.i_during) + 0.05 * np.abs(head.i_during).max()) + 1e-3
-    prob = _Problem(
+    prob = _problem(
         model,
         head,
-        watch,
-        views,
-        r_meas,
-        np.maximum(v_pre_model, 1e-6),
-        sigma_i,
-        sigma_c,
-        (random_error if sag_error is None else sag_error)
-        * np.sqrt(
-            np.array([[1 / s.cycles_pre + 1 / s.cycles_during] for s in sags]).reshape(-1, 1)
-        ),
+        sags,
         c_mean,
+        (sigma_mag, sigma_ang),
+        random_error,
+        random_error if sag_error is None else sag_error,
     )
 
     # coarse search over every section, fault kind and a (d, Rf) grid: starting points
