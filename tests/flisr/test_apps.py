@@ -31,6 +31,9 @@ def test_fault_location_params() -> None:
     with pytest.raises(ParamError, match="'head_calibration'"):
         app._apply({"grid": "turin-2feeder", "head_calibration": "yes"})
     assert ok["head_calibration"] is False
+    with pytest.raises(ParamError, match="'switch_units'"):
+        app._apply({"grid": "turin-2feeder", "switch_units": ["FU-A2"]})
+    assert ok["switch_units"] == {}
 
 
 def test_reconfiguration_params() -> None:

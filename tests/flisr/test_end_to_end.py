@@ -1,9 +1,11 @@
 """FLISR end to end on turin-2feeder with real parts: two Mosquitto brokers, the Device Catalog,
 the twin behind its network interface (wall clock, breaker trips 0.25 s after inception), and
-four nodes running the built-in apps as the seeds deploy them:
+six nodes running the built-in apps as the seeds deploy them:
 
 - M1 (feeder-head meter): fault_capture + fault_location;
 - M2 (meter at secondary SS-A4, LV side): fault_capture (its sag and pre-fault load);
+- FU-A2, FU-A3 (field units at SW-A2-out and SW-A3-in): fault_capture on the switch's current,
+  their records the fault passage verdicts the locator keeps its search to;
 - SWGW (switchgear gateway): relay, operating the twin's switches;
 - FLISR (cloud service host): reconfiguration.
 
@@ -71,6 +73,7 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
                         grid=GRID,
                         point="M1",
                         meters={"M2": "SS-A4-LV"},
+                        switch_units={"FU-A2": "SW-A2-out", "FU-A3": "SW-A3-in"},
                         sag_wait_s=0.3,
                     ),
                 ],
@@ -80,6 +83,22 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
                 point="M2",
                 node="SS-A4-LV",
                 branch="TR-A4",
+                apps=[_app("fault_capture", **capture)],
+            ),
+            # field units at the two switches around the faulted section: their records are
+            # fault passage verdicts (the twin serves every switch id as a point)
+            "FU-A2": dict(
+                kind="switch",
+                point="SW-A2-out",
+                node="SS-A2",
+                branch="SW-A2-out",
+                apps=[_app("fault_capture", **capture)],
+            ),
+            "FU-A3": dict(
+                kind="switch",
+                point="SW-A3-in",
+                node="SS-A3",
+                branch="SW-A3-in",
                 apps=[_app("fault_capture", **capture)],
             ),
             "SWGW": dict(kind="switch", point=None, node="BB-A", branch=None, apps=[_app("relay")]),
@@ -159,6 +178,8 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
         # located on the right section, close to the middle
         assert rec.location.section_id == "L-A2-A3"
         assert abs(rec.location.distance_m - 110.0) < 30.0
+        # the field units' verdicts: the fault current went through SW-A2-out, not SW-A3-in
+        assert rec.location.fault_passage == {"SW-A2-out": True, "SW-A3-in": False}
         # isolated by the nearest switches, breaker reclosed, tie closed, all confirmed
         assert sorted(rec.isolated_switches) == ["SW-A2-out", "SW-A3-in"]
         assert set(rec.closed_switches) == {"CB-A", "TIE-AB"}

@@ -74,6 +74,26 @@ async def test_points_and_telemetry_match_the_twin(stepped: TwinServer) -> None:
     assert t.frequency_hz == 50.0
 
 
+async def test_every_switch_is_a_point_for_its_field_unit(stepped: TwinServer) -> None:
+    """A field unit at a switch (e.g. a fault passage indicator) reads the current through it
+    and the voltage on its from side; the grid's own point list stays as the grid defines it."""
+    twin = stepped.service.twin
+    async with TwinClient(stepped.url) as c:
+        t = await c.telemetry("SW-A3-in", device_id="FU-A3")
+        listed = {p.id for p in await c.points()}
+        with pytest.raises(TwinApiError) as exc:
+            await c.telemetry("SW-NOPE")
+    assert "SW-A3-in" not in listed
+    k = twin.branch_ids.index("SW-A3-in")
+    from_node = twin.branch_ends()[k][0]
+    np.testing.assert_allclose(t.voltage_v, np.abs(twin.state.node_voltage(from_node)), rtol=1e-9)
+    np.testing.assert_allclose(
+        t.current_a, np.abs(twin.state.branch_current("SW-A3-in", "from")), rtol=1e-9
+    )
+    assert min(t.current_a) > 1.0  # it carries the load of SS-A3 onwards
+    assert exc.value.status == 404 and "any switch id" in str(exc.value)
+
+
 async def test_fault_window_events_and_trip(stepped: TwinServer) -> None:
     svc = stepped.service
     async with TwinClient(stepped.url) as c:

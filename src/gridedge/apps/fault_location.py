@@ -29,6 +29,15 @@ its loads as metered and calibrate the head's VT–CT angle against them instead
 (``compensate_loads=False``) — right for a head whose during-fault phasor is more accurate than
 the calibration (~0.1°); with the one-cycle ls-dc phasor (~0.15° after a bolted fault's DC
 offset) it made the benchmark's seed-condition errors worse (docs/flisr.md).
+
+Fault passage: ``switch_units`` ({device id: switch id}; the wait covers them as it covers
+``meters``) names the field units at the feeder's switches; a record whose point is one of the
+feeder's switches is taken as one too. A field unit runs ``fault_capture`` on the switch's CTs
+(the twin serves every switch id as a point). Its current change against the head's tells
+whether the fault current went through (:mod:`gridedge.flisr.passage`), and the search is kept
+to the sections those verdicts agree with (REFERENCE §2.3: zone first, then impedance). The
+verdicts are in the published location (``fault_passage``). Meters alone leave ~1.5 % of
+faults in the wrong switching zone (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ KNOWN = {
     "refine",
     "sag_error",
     "head_calibration",
+    "switch_units",
 }
 MANIFEST = {"watchdog_s": 120.0}
 
@@ -101,10 +111,16 @@ class FaultLocationApp:
             isinstance(k, str) and isinstance(v, str) for k, v in meters.items()
         ):
             raise ParamError(f"{NAME} parameter 'meters' must map device ids to node ids")
+        units = params.get("switch_units", {})
+        if not isinstance(units, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in units.items()
+        ):
+            raise ParamError(f"{NAME} parameter 'switch_units' must map device ids to switch ids")
         return {
             "grid": grid,
             "point": params.get("point"),
             "meters": dict(meters),
+            "switch_units": dict(units),
             "sag_wait_s": number(params, "sag_wait_s", 0.3, ge=0, le=30, app=NAME),
             "match_window_s": number(params, "match_window_s", 2.0, gt=0, app=NAME),
             "refine": integer(params, "refine", 3, ge=1, app=NAME),
@@ -149,7 +165,9 @@ class FaultLocationApp:
     async def _locate_after_wait(self, ctx: Any, own: FaultRecord) -> None:
         try:
             # wait for the other meters' records, at most sag_wait_s (less when all are in)
-            expected = set(self.params["meters"]) - {ctx.device_id}
+            expected = (set(self.params["meters"]) | set(self.params["switch_units"])) - {
+                ctx.device_id
+            }
             waited, window = 0.0, self.params["match_window_s"] * 1e9
             while waited < self.params["sag_wait_s"]:
                 have = {
@@ -250,6 +268,7 @@ class FaultLocationApp:
                 f"{own.note or 'no waveform'}); impedance-based location needs them"
             )
         from gridedge.flisr.location import HeadPhasors, locate
+        from gridedge.flisr.passage import consistent_sections
         from gridedge.flisr.twin_model import refer_lv_load
 
         tw = self._model(ctx)
@@ -264,7 +283,8 @@ class FaultLocationApp:
         placements = self._placements(ctx)
         known_points = {m.id: m for m in tw.measurement_points}
         for r in others:
-            if r.device_id not in placements:
+            at_switch = r.device_id in self.params["switch_units"] or r.point_id in tw.switch_ids
+            if r.device_id not in placements and not at_switch:
                 if r.point_id in known_points:
                     placements[r.device_id] = known_points[r.point_id].node_id
                 else:
@@ -302,6 +322,7 @@ class FaultLocationApp:
             rep = sag_report(r)
             if rep is not None:
                 sags.append(rep)
+        passage = fault_passage(own, others, info0.switches_on_path, self.params["switch_units"])
         res = locate(
             model,
             head,
@@ -309,6 +330,7 @@ class FaultLocationApp:
             refine=self.params["refine"],
             compensate_loads=not calibrate,
             sag_error=self.params["sag_error"],
+            within=consistent_sections(info0.switches_on_path, passage) if passage else None,
         )
         b = res.best
         sec = model.sections[model.section_index[b.section_id]]
@@ -339,12 +361,50 @@ class FaultLocationApp:
                 for c in res.candidates[:4]
             ],
             meters_used=[s.meter_id for s in sags],
+            fault_passage=passage,
             inception_ns=own.inception_ns,
             detected_ns=own.trigger_ns,
             window_captured_ns=int(own.captured_at.timestamp() * 1e9),
             located_ns=now,
             compute_s=time.perf_counter() - t_start,
         )
+
+
+def fault_passage(
+    own: FaultRecord,
+    others: list[FaultRecord],
+    switches_on_path: dict[str, frozenset[str]],
+    units: dict[str, str] | None = None,
+) -> dict[str, bool]:
+    """Which of the feeder's switches the fault current went through, from the records of the
+    field units at them (``units``: device id -> switch id; else a record whose point is a
+    switch of the feeder): each unit's current change against the head's own
+    (:mod:`gridedge.flisr.passage`)."""
+    from gridedge.flisr.passage import fault_passed
+
+    switches = set().union(*switches_on_path.values()) if switches_on_path else set()
+    head = _change(own)
+    if head is None or head <= 0:
+        return {}
+    out: dict[str, bool] = {}
+    for r in others:
+        switch = (units or {}).get(r.device_id, r.point_id)
+        if switch in switches and (c := _change(r)) is not None:
+            out[switch] = fault_passed(c, head)
+    return out
+
+
+def _change(r: FaultRecord) -> float | None:
+    """A record's largest per-phase current change: of its phasors, else of its RMS log."""
+    from gridedge.flisr.passage import current_change
+
+    if r.pre is not None and r.during is not None:
+        return current_change(
+            np.array(r.pre.current_complex()), np.array(r.during.current_complex())
+        )
+    if len(r.pre_rms_a) == 3 and len(r.max_rms_a) == 3:
+        return current_change(np.array(r.pre_rms_a), np.array(r.max_rms_a))
+    return None
 
 
 def feeder_with_slots(twin: Any, head_pt: Any, pre: Any, meters: list[Any]) -> tuple[Any, list]:

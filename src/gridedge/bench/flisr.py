@@ -170,11 +170,16 @@ def _locate_one(
     realistic: bool,
     head_phasors=None,
     cycles: tuple[int, int] = (1, 1),
+    fpi_rng: np.random.Generator | None = None,
 ):
     """One location as the fault_location app makes it: per fault, the feeder model with that
     fault's load readings (``FeederModel.with_loads``, timed), then ``locate`` (timed); what
-    the app does once per topology (power flow, feeder structure) is not timed."""
-    from gridedge.flisr.location import HeadPhasors, SagReport, locate
+    the app does once per topology (power flow, feeder structure) is not timed. With ``fpi_rng``
+    (the switches' instrument errors: their own stream, so the meters-only row draws the same
+    errors with and without) the same readings are located again within the sections the
+    switches' fault passage verdicts allow (:func:`_fpi_within`); returns (result, seconds,
+    model) for each."""
+    from gridedge.flisr.location import HeadPhasors, SagReport
 
     loads = [ld.s_va for ld in fc.info.model.loads]  # the secondaries' true MV-side power
     if realistic:  # load data = the secondaries' meter readings (class 0.5) or a forecast
@@ -219,6 +224,16 @@ def _locate_one(
     # right sections here, where the head phasors carry no DSP error, and cost the seed row its
     # accuracy (max 4 -> 26 m: the one-cycle during-fault phasor's own angle error then pulls
     # bolted faults); docs/flisr.md, "Head calibration"
+    out = [_timed_locate(fc, loads, head, sags, realistic)]
+    if fpi_rng is not None:
+        within = _fpi_within(fc, pre, st, fpi_rng)
+        out.append(_timed_locate(fc, loads, head, sags, realistic, within))
+    return out
+
+
+def _timed_locate(fc: FeederCase, loads, head, sags, realistic: bool, within=None):
+    from gridedge.flisr.location import locate
+
     t0 = time.perf_counter()
     model = fc.info.model.with_loads(loads)
     res = locate(
@@ -227,8 +242,30 @@ def _locate_one(
         sags,
         compensate_loads=True,
         sag_error=SAG_NOISE if realistic else None,
+        within=within,
     )
     return res, time.perf_counter() - t0, model
+
+
+def _fpi_within(fc: FeederCase, pre, st, rng) -> set[str]:
+    """The sections the feeder's switches allow: each switch's field unit compares the change
+    of its current (class-0.5 CT: ratio and phase error, the same before and during, plus
+    0.2 % noise on each phasor) with the head's (:mod:`gridedge.flisr.passage`)."""
+    from gridedge.flisr.passage import consistent_sections, current_change, fault_passed
+
+    h = fc.head
+
+    def change(branch: str, end: str) -> float:
+        g = _class05(rng, ang_deg=CT_PHASE_DEG)
+        i_pre, i_dur = pre.branch_current(branch, end) * g, st.branch_current(branch, end) * g
+        i_pre = i_pre * (1 + rng.normal(0, 0.002, 3))
+        i_dur = i_dur * (1 + rng.normal(0, 0.002, 3))
+        return current_change(i_pre, i_dur)
+
+    head = change(h.branch_id, h.end)
+    switches = sorted(set().union(*fc.info.switches_on_path.values()))
+    passed = {w: fault_passed(change(w, "from"), head) for w in switches}
+    return consistent_sections(fc.info.switches_on_path, passed)
 
 
 def _score(fc: FeederCase, model, res, fault, compute_s: float, zones=None) -> Outcome:
@@ -493,6 +530,13 @@ def run(
             "protection clearing time gives; 1: one-cycle readings, pre-fault too)",
         ),
     ] = 0,
+    fpi: Annotated[
+        bool,
+        typer.Option(
+            help="also locate each realistic fault within the sections the switches' fault "
+            "passage verdicts allow (a field unit with a CT at every sectionalizer)",
+        ),
+    ] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="write results here")] = None,
     figure: Annotated[
         Path | None, typer.Option(help="PNG of the timeline beside the seed's")
@@ -507,6 +551,7 @@ def run(
     from gridedge.twin.waveforms import synthesize_window, window_phasors
 
     rng = np.random.default_rng(seed)
+    fpi_rng = np.random.default_rng([seed, 1]) if fpi else None
     with console.status(f"building {grid}"):
         twin = Twin.from_name(grid)
         pre = twin.solve()
@@ -565,13 +610,15 @@ def run(
         console=console,
     )
     realistic: list[Outcome] = []
+    with_fpi: list[Outcome] = []
     seed_out: list[Outcome] = []
     with progress:
         task = progress.add_task("locating (realistic)", total=len(real))
         for k, (f, st) in enumerate(zip(real, states, strict=True)):
             fc = feeders[real_feeder[k]]
-            res, dt, model = _locate_one(fc, pre, st, rng, realistic=True, cycles=cycles)
-            realistic.append(_score(fc, model, res, f, dt, zones))
+            located = _locate_one(fc, pre, st, rng, realistic=True, cycles=cycles, fpi_rng=fpi_rng)
+            for outs, (res, dt, model) in zip((realistic, with_fpi), located, strict=False):
+                outs.append(_score(fc, model, res, f, dt, zones))
             progress.advance(task)
         task = progress.add_task("locating (seed conditions)", total=len(seedf))
         n = samples_per_cycle(3200, 50)
@@ -586,7 +633,7 @@ def run(
             pre_ph = window_phasors(w, k0 - n)
             dur = ls_phasors(w.values(), 3200, 50.0, start=k0 + n, first_sample_ns=w.start_ns)
             head = HeadPhasors(pre_ph[:3], pre_ph[3:], dur[:3], dur[3:])
-            res, dt, model = _locate_one(fc, pre, st, rng, realistic=False, head_phasors=head)
+            ((res, dt, model),) = _locate_one(fc, pre, st, rng, realistic=False, head_phasors=head)
             seed_out.append(_score(fc, model, res, f, dt, zones))
             progress.advance(task)
         rows = []
@@ -608,6 +655,14 @@ def run(
                 )
             )
     le20 = [o for o in realistic if o.rf <= 20.0]
+    fpi_rows = (
+        {
+            "realistic_fpi": _summary(with_fpi),
+            "realistic_fpi_rf_le_20": _summary([o for o in with_fpi if o.rf <= 20.0]),
+        }
+        if with_fpi
+        else {}
+    )
     result: dict[str, Any] = {
         "grid": grid,
         "feeders": len(feeders),
@@ -623,6 +678,7 @@ def run(
         "cpu_count": os.cpu_count(),
         "realistic": _summary(realistic),
         "realistic_rf_le_20": _summary(le20),
+        **fpi_rows,
         "by_kind": {k: _summary([o for o in realistic if o.kind == k]) for k in KINDS},
         "seed_conditions": _summary(seed_out),
         "seed_conditions_error_pct_of_distance": _stats(
@@ -685,6 +741,9 @@ def _print(r: dict[str, Any]) -> None:
 
     row(f"realistic, Rf 0–{r['rf_max_ohm']:g} Ω, class 0.5", r["realistic"])
     row("realistic, Rf ≤ 20 Ω", r["realistic_rf_le_20"])
+    if "realistic_fpi" in r:
+        row("  + fault passage at the switches", r["realistic_fpi"])
+        row("  + fault passage, Rf ≤ 20 Ω", r["realistic_fpi_rf_le_20"])
     for k, s in r["by_kind"].items():
         if s["n"]:
             row(f"  {k}", s)

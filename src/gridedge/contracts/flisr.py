@@ -53,6 +53,11 @@ class FaultLocation(Message):
     confidence: float = Field(ge=0, le=1, description="1 - cost(best)/cost(second best)")
     candidates: list[LocationCandidate] = Field(default_factory=list, max_length=8)
     meters_used: list[str] = Field(default_factory=list)
+    fault_passage: dict[str, bool] = Field(
+        default_factory=dict,
+        description="switch id -> whether its field unit saw the fault current go through; "
+        "the search was kept to the sections these verdicts agree with",
+    )
     inception_ns: int
     detected_ns: int = Field(description="the head meter's trigger time")
     window_captured_ns: int = Field(description="when the head meter's record was captured")

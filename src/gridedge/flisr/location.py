@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -590,6 +591,7 @@ def _locate(
     d_grid: np.ndarray = D_GRID,
     rf_grid: np.ndarray = RF_GRID,
     hops: int | None = None,
+    within: Collection[str] | None = None,
 ) -> LocationResult:
     """Locate the fault on ``model`` from the head phasors and the meters' sag reports.
 
@@ -613,7 +615,8 @@ def _locate(
     start, the sweep's candidates add theirs, then all are refined together by
     Levenberg–Marquardt (``lm_iterations``); the ``refine`` best sections are fitted again
     from three starts along the section. ``hops``: only the sweep's candidate sections and
-    their neighbours up to this many sections away (None: every section)."""
+    their neighbours up to this many sections away (None: every section). ``within``: only these
+    sections (the fault passage indicators' verdict, :mod:`.passage`; None: every section)."""
     t0 = time.perf_counter()
     sags = sags or []
     if not model.sections:
@@ -658,6 +661,17 @@ def _locate(
     dd, rr = np.meshgrid(d_grid, rf_grid, indexing="ij")
     dd, rr = dd.ravel(), rr.ravel()
     search = _neighbourhood(model, {c.section_id for c in sw}, hops) if hops else None
+    if within is not None:
+        unknown_ids = set(within) - set(model.section_index)
+        if unknown_ids or not within:
+            raise LocationError(
+                f"within: {sorted(unknown_ids)} are not sections of the feeder model"
+                if unknown_ids
+                else "within: no section left to search"
+            )
+        search = set(within) if search is None else search & set(within)
+        # the neighbourhood of the sweep's candidates may lie wholly outside the verdict
+        search = search or set(within)
     keep = [i for i, sec in enumerate(model.sections) if search is None or sec.id in search]
     kinds = _kinds_to_try(cls)
     st_idx: list[int] = []
@@ -674,6 +688,8 @@ def _locate(
             st_rf.append(float(rr[best_k[i]]))
         # the sweep's candidates get a start of their own (its d is often better than the grid's)
         for c in sw:
+            if within is not None and c.section_id not in within:
+                continue
             st_idx.append(model.section_index[c.section_id])
             st_kind.append(g)
             st_d.append(c.fraction)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,9 @@ class FeederInfo:
     members: dict[str, list[str]]  # merged node -> grid node ids
     line_ends: dict[str, tuple[str, str]]  # line id -> (grid from, grid to), head side first
     transformer_of_lv: dict[str, tuple[str, str]]  # lv node -> (transformer id, mv merged node)
+    # line id -> the closed switches between the head and that line: the ones a fault on the
+    # line drives its current through (what fault passage indicators at the switches tell)
+    switches_on_path: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def refer_lv_load(t, s_lv_va: complex, u_lv_v: float | None = None) -> complex:
@@ -204,6 +207,12 @@ def build_feeder(
         elif m.node_id in transformer_of_lv:
             tid, mv = transformer_of_lv[m.node_id]
             model.meter_views[m.id] = (mv, dyn_view(_clock(trafos[tid].vector_group)))
+    switchable = set(twin.switch_ids)
+    links = {
+        b: ends
+        for b, ends in br_ends.items()
+        if b in switchable and b != head_branch and closed[b] and b not in lines
+    }
     return FeederInfo(
         model,
         head_point,
@@ -211,4 +220,32 @@ def build_feeder(
         members and {name_of[r]: ms for r, ms in members.items()},
         line_ends,
         transformer_of_lv,
+        _switches_on_path(start, {lid: line_ends[lid] for lid in used_lines}, links),
     )
+
+
+def _switches_on_path(
+    start: str, lines: dict[str, tuple[str, str]], links: dict[str, tuple[str, str]]
+) -> dict[str, frozenset[str]]:
+    """For each line, the switches on the way to it from the feeder's first node: a walk over
+    the grid's own nodes (not the merged ones, where a substation's switches disappear)."""
+    adj: dict[str, list[tuple[str, str, bool]]] = {}
+    for eid, (a, b) in lines.items():
+        adj.setdefault(a, []).append((b, eid, False))
+        adj.setdefault(b, []).append((a, eid, False))
+    for eid, (a, b) in links.items():
+        adj.setdefault(a, []).append((b, eid, True))
+        adj.setdefault(b, []).append((a, eid, True))
+    on_path: dict[str, frozenset[str]] = {start: frozenset()}
+    out: dict[str, frozenset[str]] = {}
+    stack = [start]
+    while stack:
+        n = stack.pop()
+        for other, eid, is_switch in adj.get(n, []):
+            if other in on_path:
+                continue
+            if not is_switch:
+                out[eid] = on_path[n]
+            on_path[other] = on_path[n] | {eid} if is_switch else on_path[n]
+            stack.append(other)
+    return out

@@ -125,6 +125,7 @@ class TwinService:
         self.opt = options or TwinServiceOptions()
         self.rng = np.random.default_rng(self.opt.seed)
         self.points: dict[str, MeasurementPoint] = {p.id: p for p in twin.measurement_points}
+        self._switch_points: dict[str, MeasurementPoint] = {}
         self.events: list[TwinEvent] = []
         self._seen = 0
         self._subscribers: set[asyncio.Queue[TwinEvent]] = set()
@@ -195,12 +196,27 @@ class TwinService:
 
     # -- lookups -------------------------------------------------------------------------
     def point(self, point_id: str) -> MeasurementPoint:
+        if point_id in self._switch_points:
+            return self._switch_points[point_id]
+        if point_id not in self.points and point_id in self.twin.switch_ids:
+            # a switch is also a point: the field unit beside it (CTs on the switch, VTs on the
+            # busbar at its from side), e.g. a fault passage indicator. Made on first use, so
+            # the grid's own point list stays what the grid defines.
+            k = self.twin.branch_ids.index(point_id)
+            p = self._switch_points[point_id] = MeasurementPoint(
+                point_id,
+                self.twin.branch_ends()[k][0],
+                point_id,
+                "from",
+                description=f"field unit at switch {point_id}",
+            )
+            return p
         if point_id not in self.points:
             raise ApiProblem(
                 404,
                 "Unknown measurement point",
                 [("point_id", f"{point_id!r} is not a point of {self.twin.name!r} "
-                  f"(known: {', '.join(sorted(self.points))})")],
+                  f"(known: {', '.join(sorted(self.points))}, or any switch id)")],
             )  # fmt: skip
         return self.points[point_id]
 
