@@ -276,6 +276,31 @@ def test_per_fault_load_swap_equals_rebuilding_the_feeder(twin2: Twin) -> None:
     assert base.model.loads[0].v_ph is None  # the per-topology model is never mutated
 
 
+def test_mv_customers_metered_loads_are_swapped_in_too() -> None:
+    """An MV customer's load is a slot of its own (its meter at the delivery point reads it
+    directly, no transformer to refer through): swapping readings in for transformers and MV
+    loads alike gives the model a rebuild with the same readings gives."""
+    from gridedge.apps.fault_location import feeder_with_slots
+    from gridedge.flisr.twin_model import refer_lv_load
+
+    tw = Twin.from_name("turin-urban")
+    pre = tw.solve()
+    base, slots = feeder_with_slots(tw, "M-F01", pre, [])
+    mv = {ld.id for ld in tw.load_data() if tw.node_voltage_kv(ld.node_id) >= 1.0}
+    assert mv & set(slots), "feeder F01 has MV customers"
+    assert None not in slots  # every load is a transformer or an MV customer
+    trafos = {t.id: t for t in tw.transformer_data()}
+    readings = {sid: complex(2e5 + 1e3 * k, 6e4) for k, sid in enumerate(slots)}
+    # (load_estimate_at_lv refers transformer readings only; MV loads are taken as given)
+    rebuilt = build_feeder(tw, "M-F01", pre, load_estimate=readings, load_estimate_at_lv=True).model
+    swapped = base.model.with_loads(
+        [refer_lv_load(trafos[sid], v) if sid in trafos else v for sid, v in readings.items()]
+    )
+    assert [(ld.node, ld.s_va) for ld in swapped.loads] == [
+        (ld.node, ld.s_va) for ld in rebuilt.loads
+    ]
+
+
 def test_averaged_sags_locate_better_than_one_cycle_readings(twin2: Twin) -> None:
     """Sag meters read with 0.1 % noise per one-cycle reading. Averaged over the fault's cycles
     (13 during, 10 before, as fault_capture reports them) and weighted as such, the same twin

@@ -291,20 +291,30 @@ class FaultLocationApp:
                     ctx.log.warning("sag report of %s: no placement known, not used", r.device_id)
         info0, slots, trafos = self._feeder_base(tw, head_pt, placements)
         # loads: every reporting secondary's own pre-fault reading (LV side, referred to MV
-        # through its transformer's losses), else the model's
+        # through its transformer's losses; an MV customer's meter reads its load directly),
+        # else the model's
+        mv_load_at = {ld.node_id: ld.id for ld in tw.load_data() if ld.id in slots}
         estimate: dict[str, complex] = {}
         for r in others:
             node = placements.get(r.device_id)
-            if node is None or node not in info0.transformer_of_lv or r.pre is None:
+            if node in info0.transformer_of_lv:
+                slot = info0.transformer_of_lv[node][0]
+            elif node in mv_load_at:
+                slot = mv_load_at[node]
+            else:
+                continue
+            if r.pre is None:
                 continue
             v = np.array(r.pre.voltage_complex())
             i = np.array(r.pre.current_complex())
             s = complex(np.sum(v * np.conj(i)))
-            estimate[info0.transformer_of_lv[node][0]] = s if s.real >= 0 else -s
+            estimate[slot] = s if s.real >= 0 else -s
         model = info0.model.with_loads(
             [
-                refer_lv_load(trafos[tid], estimate[tid]) if tid in estimate else None
-                for tid in slots
+                (refer_lv_load(trafos[sid], estimate[sid]) if sid in trafos else estimate[sid])
+                if sid in estimate
+                else None
+                for sid in slots
             ]
         )
         metered = bool(slots) and all(tid is not None and tid in estimate for tid in slots)
@@ -409,14 +419,14 @@ def _change(r: FaultRecord) -> float | None:
 
 def feeder_with_slots(twin: Any, head_pt: Any, pre: Any, meters: list[Any]) -> tuple[Any, list]:
     """The feeder of ``head_pt`` (:func:`~gridedge.flisr.twin_model.build_feeder`) and, for each
-    of its loads, the transformer id of the secondary it stands for (None: an MV load). Done once
-    per topology, so that a fault only swaps the load values
-    (:meth:`~gridedge.flisr.network.FeederModel.with_loads`) instead of rebuilding the feeder
-    (8 ms on turin-urban). The loads are told apart by a probe build whose estimates carry each
-    transformer's index."""
+    of its loads, the transformer id of the secondary it stands for, or the MV load's id (an MV
+    customer, metered at its delivery point). Done once per topology, so that a fault only swaps
+    the load values (:meth:`~gridedge.flisr.network.FeederModel.with_loads`) instead of
+    rebuilding the feeder (8 ms on turin-urban). The loads are told apart by a probe build whose
+    estimates carry each transformer's or load's index."""
     from gridedge.flisr.twin_model import build_feeder
 
-    tids = [t.id for t in twin.transformer_data()]
+    tids = [t.id for t in twin.transformer_data()] + [ld.id for ld in twin.load_data()]
     probe = {tid: complex(float("nan"), k) for k, tid in enumerate(tids)}
     probed = build_feeder(twin, head_pt, pre, meters=meters, load_estimate=probe)
     info = build_feeder(twin, head_pt, pre, meters=meters)

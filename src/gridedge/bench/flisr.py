@@ -127,20 +127,29 @@ def _tree_distance(model, a: tuple[str, float], b: tuple[str, float]) -> float:
 
 
 def _feeders(twin, pre, sag_meters: str = "all") -> list[FeederCase]:
-    """One case per feeder-head meter. ``sag_meters``: "all" — a meter on the LV side of every
-    secondary transformer (the 3SMA platform's premise, LV meters as MV sensors); "points" —
-    only the grid's own measurement points."""
+    """One case per feeder-head meter. ``sag_meters``: "all" — a meter at every secondary
+    substation that has one: on the LV side of every distribution transformer (the 3SMA
+    platform's premise, LV meters as MV sensors) and at every MV customer's delivery point (the
+    utility's MV meter, on its VTs); "lv" — the LV side only (no sag information from the MV
+    customers' substations: the earlier runs); "points" — only the grid's own measurement
+    points."""
     from gridedge.flisr.twin_model import build_feeder
     from gridedge.twin.state import MeasurementPoint
 
     points = twin.measurement_points
     heads = [m for m in points if m.branch_id and twin.switch_role(m.branch_id) == "breaker"]
     lv = [m for m in points if m not in heads]
-    if sag_meters == "all":
+    if sag_meters in ("all", "lv"):
         lv = [
             MeasurementPoint(f"SM-{t.id}", t.to_node, t.id, "to")
             for t in twin.transformer_data()
             if twin.node_voltage_kv(t.to_node) < 1.0
+        ]
+    if sag_meters == "all":
+        lv += [
+            MeasurementPoint(f"SM-{ld.id}", ld.node_id)
+            for ld in twin.load_data()
+            if twin.node_voltage_kv(ld.node_id) >= 1.0
         ]
     out = []
     for h in heads:
@@ -521,7 +530,9 @@ def run(
     rf_max: Annotated[float, typer.Option(min=0, help="largest fault resistance (ohm)")] = 50.0,
     timeline: Annotated[int, typer.Option(min=0, help="faults timed end to end over MQTT")] = 50,
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
-    sag_meters: Annotated[str, typer.Option(help="all | points: where sag meters sit")] = "all",
+    sag_meters: Annotated[
+        str, typer.Option(help="all | lv | points: where sag meters sit (see _feeders)")
+    ] = "all",
     sag_cycles: Annotated[
         int,
         typer.Option(
@@ -564,8 +575,8 @@ def run(
             if n_dur == 1
             else min(twin.trip_delay_s, (DURING_DELAY_CYCLES + n_dur + 0.5) / 50.0) + 0.01
         )
-        if sag_meters not in ("all", "points"):
-            raise typer.BadParameter("must be 'all' or 'points'", param_hint="--sag-meters")
+        if sag_meters not in ("all", "lv", "points"):
+            raise typer.BadParameter("must be 'all', 'lv' or 'points'", param_hint="--sag-meters")
         feeders = _feeders(twin, pre, sag_meters)
         from gridedge.flisr.blas import warm_up
         from gridedge.flisr.restoration import GridRestoration
