@@ -180,6 +180,8 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
         assert abs(rec.location.distance_m - 110.0) < 30.0
         # the field units' verdicts: the fault current went through SW-A2-out, not SW-A3-in
         assert rec.location.fault_passage == {"SW-A2-out": True, "SW-A3-in": False}
+        # ... and their busbar voltages are sag readings beside the meter's
+        assert {"M2", "FU-A2", "FU-A3"} <= set(rec.location.meters_used)
         # isolated by the nearest switches, breaker reclosed, tie closed, all confirmed
         assert sorted(rec.isolated_switches) == ["SW-A2-out", "SW-A3-in"]
         assert set(rec.closed_switches) == {"CB-A", "TIE-AB"}

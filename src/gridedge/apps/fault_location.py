@@ -36,8 +36,10 @@ feeder's switches is taken as one too. A field unit runs ``fault_capture`` on th
 (the twin serves every switch id as a point). Its current change against the head's tells
 whether the fault current went through (:mod:`gridedge.flisr.passage`), and the search is kept
 to the sections those verdicts agree with (REFERENCE §2.3: zone first, then impedance). The
-verdicts are in the published location (``fault_passage``). Meters alone leave ~1.5 % of
-faults in the wrong switching zone (docs/benchmarks.md).
+verdicts are in the published location (``fault_passage``). Its busbar voltage (on the switch's
+from side) is a sag reading like a meter's: it sees the end of a cable that leads to a
+switching substation without load, where no meter is (docs/benchmarks.md: meters alone leave
+~1.5 % of faults in the wrong switching zone and most of the rest on such cables).
 """
 
 from __future__ import annotations
@@ -222,7 +224,7 @@ class FaultLocationApp:
         tw = self._model(ctx)
         with contextlib.suppress(ParamError):
             head_pt = self._head_point(tw, None, ctx)
-            self._feeder_base(tw, head_pt, self._placements(ctx))
+            self._feeder_base(tw, head_pt, self._placements(ctx, tw))
 
     def _head_point(self, tw: Any, record_point: str | None, ctx: Any) -> Any:
         point_id = self.params["point"] or record_point or ctx.device_id
@@ -231,11 +233,16 @@ class FaultLocationApp:
             raise ParamError(f"{NAME}: point {point_id!r} is not a measurement point of the model")
         return head_pt
 
-    def _placements(self, ctx: Any) -> dict[str, str]:
+    def _placements(self, ctx: Any, tw: Any) -> dict[str, str]:
+        """Device id -> node of every sag sensor: the meters, and the field units at switches
+        (their busbar voltage, on the switch's from side)."""
         placements = dict(self.params["meters"])
         portion = getattr(ctx, "grid", None)
         if not placements and portion is not None:
             placements = dict(portion.devices)
+        for dev, sw in self.params["switch_units"].items():
+            if sw in tw.switch_ids:
+                placements.setdefault(dev, _switch_node(tw, sw))
         return placements
 
     def _feeder_base(self, tw: Any, head_pt: Any, placements: dict[str, str]) -> tuple:
@@ -280,15 +287,17 @@ class FaultLocationApp:
             for d, r in self.records.items()
             if d != ctx.device_id and abs(r.inception_ns - own.inception_ns) <= window
         ]
-        placements = self._placements(ctx)
+        placements = self._placements(ctx, tw)
         known_points = {m.id: m for m in tw.measurement_points}
         for r in others:
-            at_switch = r.device_id in self.params["switch_units"] or r.point_id in tw.switch_ids
-            if r.device_id not in placements and not at_switch:
-                if r.point_id in known_points:
-                    placements[r.device_id] = known_points[r.point_id].node_id
-                else:
-                    ctx.log.warning("sag report of %s: no placement known, not used", r.device_id)
+            if r.device_id in placements:
+                continue
+            if r.point_id in tw.switch_ids:  # a field unit not listed in switch_units
+                placements[r.device_id] = _switch_node(tw, r.point_id)
+            elif r.point_id in known_points:
+                placements[r.device_id] = known_points[r.point_id].node_id
+            else:
+                ctx.log.warning("sag report of %s: no placement known, not used", r.device_id)
         info0, slots, trafos = self._feeder_base(tw, head_pt, placements)
         # loads: every reporting secondary's own pre-fault reading (LV side, referred to MV
         # through its transformer's losses; an MV customer's meter reads its load directly),
@@ -402,6 +411,10 @@ def fault_passage(
         if switch in switches and (c := _change(r)) is not None:
             out[switch] = fault_passed(c, head)
     return out
+
+
+def _switch_node(tw: Any, switch_id: str) -> str:
+    return tw.branch_ends()[tw.branch_ids.index(switch_id)][0]
 
 
 def _change(r: FaultRecord) -> float | None:

@@ -11,6 +11,11 @@ Three parts:
    readings (class 0.5: ±0.5 %, ±0.5°), or a ±10 % forecast where no meter is placed. Ground
    truth: the twin's during-fault states (batch). Location compute is timed as the app spends
    it per fault: the feeder model with that fault's load readings, then the location.
+   Sag meters sit at every secondary substation that has one (``--sag-meters``). Each fault
+   is located twice with the same readings: by the meters alone, and with a field unit at
+   every sectionalizer (``--fpi``): its fault passage verdict (current change against the
+   head's, class-0.5 CT) keeps the search to the sections the switches agree on, and its
+   busbar voltage is one more sag reading (same class and noise as the meters').
 2. **Seed conditions** (seed 003 Table II) — single-phase faults through 0.001 Ω in the middle
    of sections; the head meter computes its phasors from a sampled window (3.2 kHz, 12-bit ADC,
    the DC offset of the fault current) as the 3SMA does; no instrument-transformer error.
@@ -84,6 +89,8 @@ class FeederCase:
     info: Any  # FeederInfo
     sag_points: list[Any]
     lines: list[str]
+    # field units at the feeder's sectionalizers: fault passage verdicts and the busbar's sag
+    field_units: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -151,14 +158,22 @@ def _feeders(twin, pre, sag_meters: str = "all") -> list[FeederCase]:
             for ld in twin.load_data()
             if twin.node_voltage_kv(ld.node_id) >= 1.0
         ]
+    ends = dict(zip(twin.branch_ids, twin.branch_ends(), strict=True))
+    units = [
+        MeasurementPoint(w, ends[w][0], w, "from")
+        for w in twin.switch_ids
+        if twin.switch_role(w) == "sectionalizer"
+    ]
     out = []
     for h in heads:
-        info = build_feeder(twin, h, pre, meters=lv)
+        info = build_feeder(twin, h, pre, meters=lv + units)
         sags = [m for m in lv if m.id in info.model.meter_views]
+        on_feeder = set().union(*info.switches_on_path.values()) if info.switches_on_path else set()
+        fus = [u for u in units if u.id in on_feeder and u.id in info.model.meter_views]
         lines = [s.id for s in info.model.sections]
         if lines:
             info.model.prepare()  # per topology, as the app does at start
-            out.append(FeederCase(h, info, sags, lines))
+            out.append(FeederCase(h, info, sags, lines, fus))
     return out
 
 
@@ -188,7 +203,7 @@ def _locate_one(
     errors with and without) the same readings are located again within the sections the
     switches' fault passage verdicts allow (:func:`_fpi_within`); returns (result, seconds,
     model) for each."""
-    from gridedge.flisr.location import HeadPhasors, SagReport
+    from gridedge.flisr.location import HeadPhasors
 
     loads = [ld.s_va for ld in fc.info.model.loads]  # the secondaries' true MV-side power
     if realistic:  # load data = the secondaries' meter readings (class 0.5) or a forecast
@@ -211,23 +226,7 @@ def _locate_one(
             st.node_voltage(h.node_id) * gv,
             st.branch_current(h.branch_id, h.end) * gi,
         )
-    sags = []
-    n_pre, n_dur = cycles
-    for m in fc.sag_points:
-        g = np.abs(_class05(rng)) if realistic else np.ones(3)
-
-        def nz(k: int) -> Any:  # the mean of k readings, each with its own noise
-            return 1 + rng.normal(0, SAG_NOISE / np.sqrt(k), 3) if realistic else 1.0
-
-        sags.append(
-            SagReport(
-                m.id,
-                np.abs(pre.node_voltage(m.node_id)) * g * nz(n_pre),
-                np.abs(st.node_voltage(m.node_id)) * g * nz(n_dur),
-                n_pre,
-                n_dur,
-            )
-        )
+    sags = _sag_reports(fc.sag_points, pre, st, rng, realistic, cycles)
     # loads scaled to the head's pre-fault power (the app's default). Calibrating the head's
     # VT-CT angle against the metered loads instead (compensate_loads=False) gained ~1 point of
     # right sections here, where the head phasors carry no DSP error, and cost the seed row its
@@ -236,7 +235,33 @@ def _locate_one(
     out = [_timed_locate(fc, loads, head, sags, realistic)]
     if fpi_rng is not None:
         within = _fpi_within(fc, pre, st, fpi_rng)
-        out.append(_timed_locate(fc, loads, head, sags, realistic, within))
+        units = _sag_reports(fc.field_units, pre, st, fpi_rng, realistic, cycles)
+        out.append(_timed_locate(fc, loads, head, sags + units, realistic, within))
+    return out
+
+
+def _sag_reports(points, pre, st, rng, realistic: bool, cycles: tuple[int, int]) -> list[Any]:
+    """What each meter's record gives the locator: its sag and pre-fault means, each over its
+    cycles, with a class-0.5 gain error and 0.1 % noise per one-cycle reading when realistic."""
+    from gridedge.flisr.location import SagReport
+
+    n_pre, n_dur = cycles
+    out = []
+    for m in points:
+        g = np.abs(_class05(rng)) if realistic else np.ones(3)
+
+        def nz(k: int) -> Any:  # the mean of k readings, each with its own noise
+            return 1 + rng.normal(0, SAG_NOISE / np.sqrt(k), 3) if realistic else 1.0
+
+        out.append(
+            SagReport(
+                m.id,
+                np.abs(pre.node_voltage(m.node_id)) * g * nz(n_pre),
+                np.abs(st.node_voltage(m.node_id)) * g * nz(n_dur),
+                n_pre,
+                n_dur,
+            )
+        )
     return out
 
 
@@ -557,8 +582,9 @@ def run(
     fpi: Annotated[
         bool,
         typer.Option(
-            help="also locate each realistic fault within the sections the switches' fault "
-            "passage verdicts allow (a field unit with a CT at every sectionalizer)",
+            help="also locate each realistic fault with a field unit at every sectionalizer: "
+            "its fault passage verdict keeps the search to the sections they agree on, its "
+            "busbar voltage is one more sag reading",
         ),
     ] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="write results here")] = None,
@@ -768,8 +794,8 @@ def _print(r: dict[str, Any]) -> None:
     row(f"realistic, Rf 0–{r['rf_max_ohm']:g} Ω, class 0.5", r["realistic"])
     row("realistic, Rf ≤ 20 Ω", r["realistic_rf_le_20"])
     if "realistic_fpi" in r:
-        row("  + fault passage at the switches", r["realistic_fpi"])
-        row("  + fault passage, Rf ≤ 20 Ω", r["realistic_fpi_rf_le_20"])
+        row("  + field units at the switches", r["realistic_fpi"])
+        row("  + field units, Rf ≤ 20 Ω", r["realistic_fpi_rf_le_20"])
     for k, s in r["by_kind"].items():
         if s["n"]:
             row(f"  {k}", s)
