@@ -26,4 +26,4 @@ def test_bench_flisr_writes_paired_rows(tmp_path) -> None:
     assert r["realistic_fpi"]["right_zone_rate"] == 1.0
     assert r["realistic_fpi"]["right_section_rate"] >= r["realistic"]["right_section_rate"] - 1e-9
     assert r["seed_conditions"]["right_section_rate"] == 1.0
-    assert "passage" in res.output  # the paired rows are printed too
+    assert "field units at the switches" in res.output  # the paired rows are printed too
