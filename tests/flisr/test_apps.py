@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from gridedge.apps.fault_location import FaultLocationApp
 from gridedge.apps.params import ParamError
 from gridedge.apps.reconfiguration import ReconfigurationApp
+from gridedge.contracts.events import FaultRecord
 from gridedge.contracts.flisr import FaultLocation
 
 
@@ -121,3 +122,61 @@ def test_sag_report_prefers_the_averaged_readings() -> None:
     # a single-phase record cannot be compared with the three-phase model
     one = {**body, "min_rms_v": [92.0], "pre_rms_v": [230.0], "max_rms_a": [1.0]}
     assert sag_report(FaultRecord.model_validate({**one, "pre_rms_a": [1.0]})) is None
+
+
+def _record(**over) -> FaultRecord:
+    body = {
+        "record_id": "r1",
+        "device_id": "FU-1",
+        "point_id": "SW-A2-out",
+        "kind": "rms",
+        "trigger": "overcurrent",
+        "trigger_ns": 1,
+        "inception_ns": 1,
+        "inception_source": "trigger",
+        "min_rms_v": [9000.0, 12000.0, 12000.0],
+        "max_rms_a": [400.0, 60.0, 60.0],
+        "pre_rms_v": [12000.0, 12000.0, 12000.0],
+        "pre_rms_a": [60.0, 60.0, 60.0],
+        "captured_at": "2026-11-22T00:00:00Z",
+    }
+    return FaultRecord.model_validate({**body, **over})
+
+
+def test_fault_passage_from_the_units_records() -> None:
+    """A unit's RMS log gives its current change; half the head's decides. A unit whose
+    switch is not on the feeder, or whose record cannot be read three-phase, gives nothing
+    (and does not stop the location)."""
+    from gridedge.apps.fault_location import fault_passage
+
+    paths = {"L-1": frozenset(), "L-2": frozenset({"SW-A2-out"}), "L-3": frozenset({"SW-A3-in"})}
+    head = _record(device_id="M1", point_id="M1", max_rms_a=[500.0, 60.0, 60.0])
+    through = _record()  # +340 A of the head's +440 A
+    beyond = _record(device_id="FU-2", point_id="SW-A3-in", max_rms_a=[50.0, 55.0, 55.0])
+    foreign = _record(device_id="FU-3", point_id="SW-B2-out")
+    broken = _record(device_id="FU-4", point_id="SW-A3-in", pre_rms_a=[60.0], max_rms_a=[9.0])
+    got = fault_passage(head, [through, beyond, foreign, broken], paths)
+    assert got == {"SW-A2-out": True, "SW-A3-in": False}
+    # a unit listed under another switch id than its record's point
+    assert fault_passage(head, [through], paths, {"FU-1": "SW-A3-in"}) == {"SW-A3-in": True}
+    # a head whose current did not change gives no verdicts
+    assert fault_passage(_record(device_id="M1", max_rms_a=[60.0] * 3), [through], paths) == {}
+
+
+def test_switch_units_must_be_switch_branches() -> None:
+    """A switch a grid models as a line's status flag has no node for a unit: the app stops
+    with a sentence naming the parameter instead of a traceback on the first fault."""
+    from types import SimpleNamespace
+
+    from gridedge.twin.model import Twin
+
+    app = FaultLocationApp()
+    tw = Twin.from_name("cigre-mv")
+    flag = next(w for w in tw.switch_ids if w not in tw.branch_ids)
+    app.params = app._apply({"grid": "cigre-mv", "switch_units": {"FU-1": flag}})
+    with pytest.raises(ParamError, match=r"'switch_units'.*not a switch branch"):
+        app._placements(SimpleNamespace(grid=None), tw)
+    tw2 = Twin.from_name("turin-2feeder")
+    app.params = app._apply({"grid": "turin-2feeder", "switch_units": {"FU-1": "SW-A2-out"}})
+    node = app._placements(SimpleNamespace(grid=None), tw2)["FU-1"]
+    assert node == tw2.branch_ends()[tw2.branch_ids.index("SW-A2-out")][0]

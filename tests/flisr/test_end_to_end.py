@@ -60,6 +60,7 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
         await cat.admin.put_topology(twin.topology_document())
         switches = ",".join(twin.switch_ids)
         capture = {"poll_interval_s": 0.02}
+        units = {"FU-A2": "SW-A2-out", "FU-A3": "SW-A3-in"}
         devices = {
             "M1": dict(
                 kind="meter",
@@ -73,7 +74,7 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
                         grid=GRID,
                         point="M1",
                         meters={"M2": "SS-A4-LV"},
-                        switch_units={"FU-A2": "SW-A2-out", "FU-A3": "SW-A3-in"},
+                        switch_units=units,
                         sag_wait_s=0.3,
                     ),
                 ],
@@ -87,20 +88,16 @@ async def test_fault_is_located_isolated_and_healthy_part_restored(
             ),
             # field units at the two switches around the faulted section: their records are
             # fault passage verdicts (the twin serves every switch id as a point)
-            "FU-A2": dict(
-                kind="switch",
-                point="SW-A2-out",
-                node="SS-A2",
-                branch="SW-A2-out",
-                apps=[_app("fault_capture", **capture)],
-            ),
-            "FU-A3": dict(
-                kind="switch",
-                point="SW-A3-in",
-                node="SS-A3",
-                branch="SW-A3-in",
-                apps=[_app("fault_capture", **capture)],
-            ),
+            **{
+                unit: dict(
+                    kind="switch",
+                    point=sw,
+                    node=f"SS-{unit[3:]}",
+                    branch=sw,
+                    apps=[_app("fault_capture", **capture)],
+                )
+                for unit, sw in units.items()
+            },
             "SWGW": dict(kind="switch", point=None, node="BB-A", branch=None, apps=[_app("relay")]),
             "FLISR": dict(
                 kind="service-host",

@@ -13,6 +13,7 @@ from gridedge.twin.faults import Fault
 from gridedge.twin.model import Twin
 from gridedge.twin.state import MeasurementPoint
 from tests.flisr import pgm_feeder as P
+from tests.flisr.readings import exact_readings
 
 METERS = {"M5": "N5", "M7": "N7", "M9": "N9", "M3": "N3"}
 
@@ -104,16 +105,7 @@ def test_twin_faults_located_within_a_metre(twin2: Twin, fault: Fault) -> None:
     head_pt = next(m for m in twin2.measurement_points if m.id == "M1")
     meters = [MeasurementPoint(f"SM-A{k}", f"SS-A{k}-LV", f"TR-A{k}", "to") for k in range(1, 7)]
     info = build_feeder(twin2, head_pt, pre, meters=meters)
-    head = HeadPhasors(
-        pre.node_voltage("BB-A"),
-        pre.branch_current("CB-A"),
-        during.node_voltage("BB-A"),
-        during.branch_current("CB-A"),
-    )
-    sags = [
-        SagReport(m.id, np.abs(pre.node_voltage(m.node_id)), np.abs(during.node_voltage(m.node_id)))
-        for m in meters
-    ]
+    head, sags = exact_readings(pre, during, meters)
     out = locate(info.model, head, sags)
     length = next(ln.length_m for ln in twin2.line_data() if ln.id == fault.branch_id)
     assert out.best.section_id == fault.branch_id
@@ -144,16 +136,7 @@ def test_fit_follows_a_bolted_fault_valley_from_either_end(twin2: Twin) -> None:
     during = twin2.compute_fault(fault)
     head_pt = next(m for m in twin2.measurement_points if m.id == "M1")
     model = build_feeder(twin2, head_pt, pre, meters=_METERS2).model
-    head = HeadPhasors(
-        pre.node_voltage("BB-A"),
-        pre.branch_current("CB-A"),
-        during.node_voltage("BB-A"),
-        during.branch_current("CB-A"),
-    )
-    sags = [
-        SagReport(m.id, np.abs(pre.node_voltage(m.node_id)), np.abs(during.node_voltage(m.node_id)))
-        for m in _METERS2
-    ]
+    head, sags = exact_readings(pre, during, _METERS2)
     model.compensate_loads(head.v_pre, head.i_pre)
     prob = _problem(model, head, sags, np.zeros(3, complex), (0.005, 0.005), 0.002, 0.001)
     here, up = model.section_index["L-A4-A5"], model.section_index["L-A3-A4"]

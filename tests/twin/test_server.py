@@ -75,7 +75,7 @@ async def test_points_and_telemetry_match_the_twin(stepped: TwinServer) -> None:
 
 
 async def test_every_switch_is_a_point_for_its_field_unit(stepped: TwinServer) -> None:
-    """A field unit at a switch (e.g. a fault passage indicator) reads the current through it
+    """A field unit at a switch branch (e.g. a fault passage indicator) reads the current through it
     and the voltage on its from side; the grid's own point list stays as the grid defines it."""
     twin = stepped.service.twin
     async with TwinClient(stepped.url) as c:
@@ -91,7 +91,7 @@ async def test_every_switch_is_a_point_for_its_field_unit(stepped: TwinServer) -
         t.current_a, np.abs(twin.state.branch_current("SW-A3-in", "from")), rtol=1e-9
     )
     assert min(t.current_a) > 1.0  # it carries the load of SS-A3 onwards
-    assert exc.value.status == 404 and "any switch id" in str(exc.value)
+    assert exc.value.status == 404 and "any switch branch id" in str(exc.value)
 
 
 async def test_fault_window_events_and_trip(stepped: TwinServer) -> None:

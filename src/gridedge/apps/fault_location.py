@@ -31,11 +31,16 @@ the calibration (~0.1°); with the one-cycle ls-dc phasor (~0.15° after a bolte
 offset) it made the benchmark's seed-condition errors worse (docs/flisr.md).
 
 Fault passage: ``switch_units`` ({device id: switch id}; the wait covers them as it covers
-``meters``) names the field units at the feeder's switches; a record whose point is one of the
-feeder's switches is taken as one too. A field unit runs ``fault_capture`` on the switch's CTs
-(the twin serves every switch id as a point). Its current change against the head's tells
+``meters``) names the field units at the feeder's switches (switch branches; a switch the
+grid models as a line's status flag has no unit to place); a record whose point is one of the
+feeder's switches gives its verdict too, but not its sag (placing an unlisted unit would
+rebuild the feeder per fault). A field unit runs ``fault_capture`` on the switch's CTs (the twin
+serves every switch branch as a point). A listed unit that never triggers (beyond a
+high-resistance fault, its current barely changes and its voltage barely sags) makes the wait
+last the full ``sag_wait_s``. Its current change against the head's tells
 whether the fault current went through (:mod:`gridedge.flisr.passage`), and the search is kept
-to the sections those verdicts agree with (REFERENCE §2.3: zone first, then impedance). The
+to the sections those verdicts agree with, and at a cost to those one failed indicator away
+(REFERENCE §2.3: zone first, then impedance; :func:`~gridedge.flisr.passage.section_penalties`). The
 verdicts are in the published location (``fault_passage``). Its busbar voltage (on the switch's
 from side) is a sag reading like a meter's: it sees the end of a cable that leads to a
 switching substation without load, where no meter is (docs/benchmarks.md: meters alone leave
@@ -47,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -222,9 +228,10 @@ class FaultLocationApp:
     def _prepare(self, ctx: Any) -> None:
         """Per-topology work at start: the model, its power flow and the feeder's structure."""
         tw = self._model(ctx)
+        placements = self._placements(ctx, tw)  # a bad switch_units entry stops the app here
         with contextlib.suppress(ParamError):
             head_pt = self._head_point(tw, None, ctx)
-            self._feeder_base(tw, head_pt, self._placements(ctx, tw))
+            self._feeder_base(tw, head_pt, placements)
 
     def _head_point(self, tw: Any, record_point: str | None, ctx: Any) -> Any:
         point_id = self.params["point"] or record_point or ctx.device_id
@@ -241,8 +248,13 @@ class FaultLocationApp:
         if not placements and portion is not None:
             placements = dict(portion.devices)
         for dev, sw in self.params["switch_units"].items():
-            if sw in tw.switch_ids:
-                placements.setdefault(dev, _switch_node(tw, sw))
+            node = _switch_node(tw, sw)
+            if node is None:
+                raise ParamError(
+                    f"{NAME} parameter 'switch_units': {sw!r} (unit {dev!r}) is not a switch "
+                    f"branch of grid {self.params['grid']!r}"
+                )
+            placements.setdefault(dev, node)
         return placements
 
     def _feeder_base(self, tw: Any, head_pt: Any, placements: dict[str, str]) -> tuple:
@@ -275,7 +287,7 @@ class FaultLocationApp:
                 f"{own.note or 'no waveform'}); impedance-based location needs them"
             )
         from gridedge.flisr.location import HeadPhasors, locate
-        from gridedge.flisr.passage import consistent_sections
+        from gridedge.flisr.passage import section_penalties
         from gridedge.flisr.twin_model import refer_lv_load
 
         tw = self._model(ctx)
@@ -290,11 +302,11 @@ class FaultLocationApp:
         placements = self._placements(ctx, tw)
         known_points = {m.id: m for m in tw.measurement_points}
         for r in others:
-            if r.device_id in placements:
+            if r.device_id in placements or r.point_id in tw.switch_ids:
+                # a field unit not listed in switch_units gives its verdict only: placing it
+                # would change the feeder's cache key with every fault that unit sees
                 continue
-            if r.point_id in tw.switch_ids:  # a field unit not listed in switch_units
-                placements[r.device_id] = _switch_node(tw, r.point_id)
-            elif r.point_id in known_points:
+            if r.point_id in known_points:
                 placements[r.device_id] = known_points[r.point_id].node_id
             else:
                 ctx.log.warning("sag report of %s: no placement known, not used", r.device_id)
@@ -302,9 +314,13 @@ class FaultLocationApp:
         # loads: every reporting secondary's own pre-fault reading (LV side, referred to MV
         # through its transformer's losses; an MV customer's meter reads its load directly),
         # else the model's
-        mv_load_at = {ld.node_id: ld.id for ld in tw.load_data() if ld.id in slots}
+        mv_loads = [ld for ld in tw.load_data() if ld.id in slots]
+        per_node = Counter(ld.node_id for ld in mv_loads)
+        mv_load_at = {ld.node_id: ld.id for ld in mv_loads if per_node[ld.node_id] == 1}
         estimate: dict[str, complex] = {}
         for r in others:
+            if r.device_id in self.params["switch_units"] or r.point_id in tw.switch_ids:
+                continue  # a switch's current is its whole downstream, not a load
             node = placements.get(r.device_id)
             if node in info0.transformer_of_lv:
                 slot = info0.transformer_of_lv[node][0]
@@ -349,7 +365,7 @@ class FaultLocationApp:
             refine=self.params["refine"],
             compensate_loads=not calibrate,
             sag_error=self.params["sag_error"],
-            within=consistent_sections(info0.switches_on_path, passage) if passage else None,
+            within=section_penalties(info0.switches_on_path, passage) if passage else None,
         )
         b = res.best
         sec = model.sections[model.section_index[b.section_id]]
@@ -413,7 +429,11 @@ def fault_passage(
     return out
 
 
-def _switch_node(tw: Any, switch_id: str) -> str:
+def _switch_node(tw: Any, switch_id: str) -> str | None:
+    """The node on a switch branch's from side (None: not a switch branch — some grids model
+    switches as a status flag on a line or transformer, with no node of their own)."""
+    if switch_id not in tw.switch_ids or switch_id not in tw.branch_ids:
+        return None
     return tw.branch_ends()[tw.branch_ids.index(switch_id)][0]
 
 
@@ -422,10 +442,12 @@ def _change(r: FaultRecord) -> float | None:
     from gridedge.flisr.passage import current_change
 
     if r.pre is not None and r.during is not None:
-        return current_change(
-            np.array(r.pre.current_complex()), np.array(r.during.current_complex())
-        )
+        i_pre, i_dur = np.array(r.pre.current_complex()), np.array(r.during.current_complex())
+        if i_pre.shape == i_dur.shape == (3,):
+            return current_change(i_pre, i_dur)
     if len(r.pre_rms_a) == 3 and len(r.max_rms_a) == 3:
+        # magnitudes only: never more than the vector change, so an RMS-only unit leans
+        # towards "not passed" when the fault current is far out of phase with the load
         return current_change(np.array(r.pre_rms_a), np.array(r.max_rms_a))
     return None
 

@@ -162,14 +162,15 @@ def _feeders(twin, pre, sag_meters: str = "all") -> list[FeederCase]:
     units = [
         MeasurementPoint(w, ends[w][0], w, "from")
         for w in twin.switch_ids
-        if twin.switch_role(w) == "sectionalizer"
+        if w in ends and twin.switch_role(w) == "sectionalizer"
     ]
     out = []
     for h in heads:
         info = build_feeder(twin, h, pre, meters=lv + units)
         sags = [m for m in lv if m.id in info.model.meter_views]
-        on_feeder = set().union(*info.switches_on_path.values()) if info.switches_on_path else set()
-        fus = [u for u in units if u.id in on_feeder and u.id in info.model.meter_views]
+        # every sectionalizer whose busbar is on this feeder, the ones at the far end of a
+        # last cable too (their verdict says nothing, their voltage is that cable's end)
+        fus = [u for u in units if u.id in info.model.meter_views]
         lines = [s.id for s in info.model.sections]
         if lines:
             info.model.prepare()  # per topology, as the app does at start
@@ -234,7 +235,7 @@ def _locate_one(
     # bolted faults); docs/flisr.md, "Head calibration"
     out = [_timed_locate(fc, loads, head, sags, realistic)]
     if fpi_rng is not None:
-        within = _fpi_within(fc, pre, st, fpi_rng)
+        within = _fpi_within(fc, pre, st, head, fpi_rng)
         units = _sag_reports(fc.field_units, pre, st, fpi_rng, realistic, cycles)
         out.append(_timed_locate(fc, loads, head, sags + units, realistic, within))
     return out
@@ -281,13 +282,12 @@ def _timed_locate(fc: FeederCase, loads, head, sags, realistic: bool, within=Non
     return res, time.perf_counter() - t0, model
 
 
-def _fpi_within(fc: FeederCase, pre, st, rng) -> set[str]:
-    """The sections the feeder's switches allow: each switch's field unit compares the change
-    of its current (class-0.5 CT: ratio and phase error, the same before and during, plus
-    0.2 % noise on each phasor) with the head's (:mod:`gridedge.flisr.passage`)."""
-    from gridedge.flisr.passage import consistent_sections, current_change, fault_passed
-
-    h = fc.head
+def _fpi_within(fc: FeederCase, pre, st, head, rng) -> dict[str, float]:
+    """The sections the field units' verdicts leave, with what each adds to the cost: each unit
+    (one per sectionalizer) compares the change of its current (class-0.5 CT: ratio and phase
+    error, the same before and during, plus 0.2 % noise on each phasor) with the head's, as
+    the app does from the records (:mod:`gridedge.flisr.passage`)."""
+    from gridedge.flisr.passage import current_change, fault_passed, section_penalties
 
     def change(branch: str, end: str) -> float:
         g = _class05(rng, ang_deg=CT_PHASE_DEG)
@@ -296,10 +296,9 @@ def _fpi_within(fc: FeederCase, pre, st, rng) -> set[str]:
         i_dur = i_dur * (1 + rng.normal(0, 0.002, 3))
         return current_change(i_pre, i_dur)
 
-    head = change(h.branch_id, h.end)
-    switches = sorted(set().union(*fc.info.switches_on_path.values()))
-    passed = {w: fault_passed(change(w, "from"), head) for w in switches}
-    return consistent_sections(fc.info.switches_on_path, passed)
+    head_change = current_change(head.i_pre, head.i_during)
+    passed = {u.id: fault_passed(change(u.id, "from"), head_change) for u in fc.field_units}
+    return section_penalties(fc.info.switches_on_path, passed)
 
 
 def _score(fc: FeederCase, model, res, fault, compute_s: float, zones=None) -> Outcome:

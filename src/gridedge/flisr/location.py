@@ -20,8 +20,8 @@ Three stages, each answering a question the previous one cannot:
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -380,7 +380,7 @@ def _levenberg_marquardt(
     kind_of: np.ndarray,
     d0: np.ndarray,
     rf0: np.ndarray,
-    iterations: int = 12,
+    iterations: int = 30,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit (d, Rf) from many starts at once (section ``idx[p]``, fault kind
     ``kinds[kind_of[p]]``): Levenberg–Marquardt with forward-difference Jacobians, every start
@@ -591,7 +591,7 @@ def _locate(
     d_grid: np.ndarray = D_GRID,
     rf_grid: np.ndarray = RF_GRID,
     hops: int | None = None,
-    within: Collection[str] | None = None,
+    within: Collection[str] | Mapping[str, float] | None = None,
 ) -> LocationResult:
     """Locate the fault on ``model`` from the head phasors and the meters' sag reports.
 
@@ -616,7 +616,8 @@ def _locate(
     Levenberg–Marquardt (``lm_iterations``); the ``refine`` best sections are fitted again
     from three starts along the section. ``hops``: only the sweep's candidate sections and
     their neighbours up to this many sections away (None: every section). ``within``: only these
-    sections (the fault passage indicators' verdict, :mod:`.passage`; None: every section)."""
+    sections (the fault passage indicators' verdict, :mod:`.passage`; None: every section); a
+    mapping adds its value to that section's cost (:func:`.passage.section_penalties`)."""
     t0 = time.perf_counter()
     sags = sags or []
     if not model.sections:
@@ -740,6 +741,9 @@ def _locate(
                 phases,
             )
         )
+    if isinstance(within, Mapping):
+        for c in fitted:
+            c.cost += float(within[c.section_id])
     fitted.sort(key=lambda c: c.cost)
     best = fitted[0]
     second = fitted[1].cost if len(fitted) > 1 else np.inf

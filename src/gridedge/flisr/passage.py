@@ -4,8 +4,8 @@ The first link of the FLISR chain (REFERENCE §2.3): the faulted zone lies betwe
 switch that carried fault current and the first that did not. The field unit of a remotely
 controlled switch measures the current through it (in Italian secondary substations the
 RGDAT beside the switch does exactly this); its fault record says whether the fault current
-went through. The locator then searches only the sections the switches agree on, which settles
-the cases the sag depths leave open — a high-resistance fault a few metres either side of a
+went through. The locator then searches the sections the switches agree on (and, at a cost, those
+one failed indicator away), which settles the cases the sag depths leave open — a high-resistance fault a few metres either side of a
 substation, where both sides fit the meters within their noise.
 
 Why the head's own current change is the yardstick: a switch between the head and the fault
@@ -44,22 +44,38 @@ def fault_passed(
     return switch_change_a > fraction * head_change_a
 
 
-def consistent_sections(
-    switches_on_path: Mapping[str, frozenset[str]], passed: Mapping[str, bool]
-) -> set[str]:
-    """The sections the switches' verdicts agree with best: a fault on a section drives its
-    current through exactly the switches between it and the head. The sections with the
-    fewest disagreements are kept, so one indicator that failed (or a switch the model does
-    not know) widens the search instead of emptying it."""
+# what one disagreeing verdict costs a section, in the fit's units (χ², i.e. −2 ln of a
+# likelihood ratio): an indicator that fails one fault in a hundred, −2 ln(0.01/0.99)
+MISS_PENALTY = 9.2
+
+
+def section_penalties(
+    switches_on_path: Mapping[str, frozenset[str]],
+    passed: Mapping[str, bool],
+    miss_penalty: float = MISS_PENALTY,
+) -> dict[str, float]:
+    """The sections worth searching and what the verdicts add to each one's cost: a fault on a
+    section drives its current through exactly the switches between it and the head. The
+    sections the verdicts agree with best are kept at no cost, those with one disagreement more
+    at ``miss_penalty`` (an indicator may have failed: with one switch per substation a single
+    wrong verdict moves the best agreement a whole zone away, and the meters' sags must be able
+    to pull it back); the rest are not searched. Verdicts of switches on no section's path (the
+    model does not know them, or they stand beyond the last cable) are ignored."""
     known = {w: p for w, p in passed.items() if any(w in s for s in switches_on_path.values())}
     if not known:
-        return set(switches_on_path)
+        return {sid: 0.0 for sid in switches_on_path}
     misses = {
         sid: sum(p != (w in path) for w, p in known.items())
         for sid, path in switches_on_path.items()
     }
     fewest = min(misses.values(), default=0)
-    return {sid for sid, m in misses.items() if m == fewest}
+    return {sid: miss_penalty * (m - fewest) for sid, m in misses.items() if m <= fewest + 1}
 
 
-__all__ = ["PASSED_FRACTION", "consistent_sections", "current_change", "fault_passed"]
+__all__ = [
+    "MISS_PENALTY",
+    "PASSED_FRACTION",
+    "current_change",
+    "fault_passed",
+    "section_penalties",
+]

@@ -198,7 +198,11 @@ class TwinService:
     def point(self, point_id: str) -> MeasurementPoint:
         if point_id in self._switch_points:
             return self._switch_points[point_id]
-        if point_id not in self.points and point_id in self.twin.switch_ids:
+        if (
+            point_id not in self.points
+            and point_id in self.twin.switch_ids
+            and point_id in self.twin.branch_ids  # not a line's or transformer's status flag
+        ):
             # a switch is also a point: the field unit beside it (CTs on the switch, VTs on the
             # busbar at its from side), e.g. a fault passage indicator. Made on first use, so
             # the grid's own point list stays what the grid defines.
@@ -216,7 +220,7 @@ class TwinService:
                 404,
                 "Unknown measurement point",
                 [("point_id", f"{point_id!r} is not a point of {self.twin.name!r} "
-                  f"(known: {', '.join(sorted(self.points))}, or any switch id)")],
+                  f"(known: {', '.join(sorted(self.points))}, or any switch branch id)")],
             )  # fmt: skip
         return self.points[point_id]
 
