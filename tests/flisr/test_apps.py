@@ -80,50 +80,6 @@ def test_fault_location_contract_names_the_field() -> None:
         FaultLocation(**{**base, "confidence": 2.0})
 
 
-def test_sag_report_prefers_the_averaged_readings() -> None:
-    """The fault-location app hands the locator a meter's averaged sag with its cycle counts
-    when the record carries it (so the locator weighs it √cycles tighter), and falls back to
-    the one-cycle readings of an older record."""
-    from gridedge.apps.fault_location import sag_report
-    from gridedge.contracts.events import FaultRecord
-
-    body = {
-        "record_id": "r1",
-        "device_id": "SM-1",
-        "point_id": "SM-1",
-        "kind": "rms",
-        "trigger": "undervoltage",
-        "trigger_ns": 1,
-        "inception_ns": 1,
-        "inception_source": "trigger",
-        "min_rms_v": [120.0, 229.0, 229.0],
-        "max_rms_a": [1.0, 1.0, 1.0],
-        "pre_rms_v": [231.0, 231.0, 231.0],
-        "pre_rms_a": [1.0, 1.0, 1.0],
-        "captured_at": "2026-11-22T00:00:00Z",
-    }
-    old = sag_report(FaultRecord.model_validate(body))
-    assert (old.cycles_pre, old.cycles_during) == (1, 1)
-    assert list(old.v_during) == [120.0, 229.0, 229.0]
-    new = sag_report(
-        FaultRecord.model_validate(
-            {
-                **body,
-                "sag_mean_v": [126.5, 229.5, 229.4],
-                "sag_cycles": 13,
-                "pre_mean_v": [230.2, 230.1, 230.0],
-                "pre_cycles": 10,
-            }
-        )
-    )
-    assert (new.cycles_pre, new.cycles_during) == (10, 13)
-    assert list(new.v_during) == [126.5, 229.5, 229.4]
-    assert list(new.v_pre) == [230.2, 230.1, 230.0]
-    # a single-phase record cannot be compared with the three-phase model
-    one = {**body, "min_rms_v": [92.0], "pre_rms_v": [230.0], "max_rms_a": [1.0]}
-    assert sag_report(FaultRecord.model_validate({**one, "pre_rms_a": [1.0]})) is None
-
-
 def _record(**over) -> FaultRecord:
     body = {
         "record_id": "r1",
@@ -141,6 +97,41 @@ def _record(**over) -> FaultRecord:
         "captured_at": "2026-11-22T00:00:00Z",
     }
     return FaultRecord.model_validate({**body, **over})
+
+
+def test_sag_report_prefers_the_averaged_readings() -> None:
+    """The fault-location app hands the locator a meter's averaged sag with its cycle counts
+    when the record carries it (so the locator weighs it √cycles tighter), and falls back to
+    the one-cycle readings of an older record."""
+    from gridedge.apps.fault_location import sag_report
+
+    body = {
+        "device_id": "SM-1",
+        "point_id": "SM-1",
+        "trigger": "undervoltage",
+        "min_rms_v": [120.0, 229.0, 229.0],
+        "max_rms_a": [1.0, 1.0, 1.0],
+        "pre_rms_v": [231.0, 231.0, 231.0],
+        "pre_rms_a": [1.0, 1.0, 1.0],
+    }
+    old = sag_report(_record(**body))
+    assert (old.cycles_pre, old.cycles_during) == (1, 1)
+    assert list(old.v_during) == [120.0, 229.0, 229.0]
+    new = sag_report(
+        _record(
+            **body,
+            sag_mean_v=[126.5, 229.5, 229.4],
+            sag_cycles=13,
+            pre_mean_v=[230.2, 230.1, 230.0],
+            pre_cycles=10,
+        )
+    )
+    assert (new.cycles_pre, new.cycles_during) == (10, 13)
+    assert list(new.v_during) == [126.5, 229.5, 229.4]
+    assert list(new.v_pre) == [230.2, 230.1, 230.0]
+    # a single-phase record cannot be compared with the three-phase model
+    one = {**body, "min_rms_v": [92.0], "pre_rms_v": [230.0], "max_rms_a": [1.0]}
+    assert sag_report(_record(**{**one, "pre_rms_a": [1.0]})) is None
 
 
 def test_fault_passage_from_the_units_records() -> None:
