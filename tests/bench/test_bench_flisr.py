@@ -16,7 +16,7 @@ def test_bench_flisr_writes_paired_rows(tmp_path) -> None:
         app,
         [
             "bench", "flisr", "--grid", "turin-2feeder", "--faults", "12", "--seed-cases", "3",
-            "--timeline", "0", "--json", str(out),
+            "--timeline", "0", "--json", str(out), "--accuracy-figure", str(tmp_path / "acc.png"),
         ],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -26,4 +26,8 @@ def test_bench_flisr_writes_paired_rows(tmp_path) -> None:
     assert r["realistic_fpi"]["right_zone_rate"] == 1.0
     assert r["realistic_fpi"]["right_section_rate"] >= r["realistic"]["right_section_rate"] - 1e-9
     assert r["seed_conditions"]["right_section_rate"] == 1.0
+    # every fault in exactly one resistance bin, for both rows; the figure drawn from them
+    assert sum(b["meters"]["n"] for b in r["by_rf"]) == 12
+    assert sum(b["field_units"]["n"] for b in r["by_rf"]) == 12
+    assert (tmp_path / "acc.png").read_bytes()[:4] == b"\x89PNG"
     assert "field units at the switches" in res.output  # the paired rows are printed too
