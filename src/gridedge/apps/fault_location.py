@@ -430,11 +430,9 @@ def fault_passage(
 
 
 def _switch_node(tw: Any, switch_id: str) -> str | None:
-    """The node on a switch branch's from side (None: not a switch branch — some grids model
-    switches as a status flag on a line or transformer, with no node of their own)."""
-    if switch_id not in tw.switch_ids or switch_id not in tw.branch_ids:
-        return None
-    return tw.branch_ends()[tw.branch_ids.index(switch_id)][0]
+    """Where a switch's field unit sees its voltage (None: not a switch branch)."""
+    point = tw.switch_point(switch_id)
+    return point.node_id if point else None
 
 
 def _change(r: FaultRecord) -> float | None:

@@ -159,11 +159,10 @@ def _feeders(twin, pre, sag_meters: str = "all") -> list[FeederCase]:
             for ld in twin.load_data()
             if twin.node_voltage_kv(ld.node_id) >= 1.0
         ]
-    ends = dict(zip(twin.branch_ids, twin.branch_ends(), strict=True))
     units = [
-        MeasurementPoint(w, ends[w][0], w, "from")
+        p
         for w in twin.switch_ids
-        if w in ends and twin.switch_role(w) == "sectionalizer"
+        if twin.switch_role(w) == "sectionalizer" and (p := twin.switch_point(w))
     ]
     out = []
     for h in heads:

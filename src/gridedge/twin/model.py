@@ -207,6 +207,19 @@ class Twin:
     def measurement_points(self) -> list[MeasurementPoint]:
         return list(self.grid.measurement_points)
 
+    def switch_point(self, switch_id: str) -> MeasurementPoint | None:
+        """Where the field unit beside a switch measures (e.g. a fault passage indicator): the
+        current through the switch, the voltage on its from side. None when the switch is not a
+        branch of its own — some grids model switches as a status flag on a line or
+        transformer."""
+        b = self._branch_index.get(switch_id)
+        if b is None or switch_id not in self.pgm.switches:
+            return None
+        node = self.node_ids[self._br_from[b]]
+        return MeasurementPoint(
+            switch_id, node, switch_id, "from", description=f"field unit at switch {switch_id}"
+        )
+
     @property
     def has_customers(self) -> bool:
         return CT.asym_load in self.pgm.input

@@ -198,22 +198,10 @@ class TwinService:
     def point(self, point_id: str) -> MeasurementPoint:
         if point_id in self._switch_points:
             return self._switch_points[point_id]
-        if (
-            point_id not in self.points
-            and point_id in self.twin.switch_ids
-            and point_id in self.twin.branch_ids  # not a line's or transformer's status flag
-        ):
-            # a switch is also a point: the field unit beside it (CTs on the switch, VTs on the
-            # busbar at its from side), e.g. a fault passage indicator. Made on first use, so
-            # the grid's own point list stays what the grid defines.
-            k = self.twin.branch_ids.index(point_id)
-            p = self._switch_points[point_id] = MeasurementPoint(
-                point_id,
-                self.twin.branch_ends()[k][0],
-                point_id,
-                "from",
-                description=f"field unit at switch {point_id}",
-            )
+        if point_id not in self.points and (p := self.twin.switch_point(point_id)):
+            # a switch branch is also a point: its field unit's. Made on first use, so the
+            # grid's own point list stays what the grid defines.
+            self._switch_points[point_id] = p
             return p
         if point_id not in self.points:
             raise ApiProblem(
