@@ -298,15 +298,6 @@ class _Problem:
         res = self._residuals(v_w.reshape(S * k, *v_w.shape[2:]), i_sim.reshape(S * k, 3))
         return res.reshape(S, k, -1)
 
-    def costs_all(self, d: np.ndarray, yf: np.ndarray) -> np.ndarray:
-        """(S, k) costs of every section at once."""
-        v_w, i_sim = self.model.fault_response_all(
-            d, yf, self.head.v_during, self.watch, self.views
-        )
-        S, k = i_sim.shape[:2]
-        res = self._residuals(v_w.reshape(S * k, *v_w.shape[2:]), i_sim.reshape(S * k, 3))
-        return np.sum(res**2, axis=1).reshape(S, k)
-
     def _residuals(self, v_w: np.ndarray, i_sim: np.ndarray) -> np.ndarray:
         i_meas = self.head.i_during[None]
         wi = 1 / self.sigma_i**2
@@ -503,10 +494,6 @@ def _kinds_to_try(cls: Classification) -> list[tuple[FaultKind, str]]:
     return [(cls.kind, cls.phases)]
 
 
-def _yf_batch(kind: FaultKind, phases: str, rfs: np.ndarray) -> np.ndarray:
-    return fault_admittances(kind, phases, rfs)
-
-
 def _fit_starts(
     prob: _Problem,
     kinds: list[tuple[FaultKind, str]],
@@ -679,14 +666,16 @@ def _locate(
     st_kind: list[int] = []
     st_d: list[float] = []
     st_rf: list[float] = []
+    grid_d = np.broadcast_to(dd, (len(keep), dd.size))
     for g, (kind, phases) in enumerate(kinds):
-        cost = prob.costs_all(dd, _yf_batch(kind, phases, rr))  # (S, k), one vectorised call
-        best_k = np.argmin(cost, axis=1)
-        for i in keep:
+        # the grid on the searched sections only, one vectorised call: (K, k) costs
+        res = prob.residuals_at(np.array(keep), grid_d, fault_admittances(kind, phases, rr))
+        best_k = np.argmin(np.sum(res**2, axis=2), axis=1)
+        for j, i in enumerate(keep):
             st_idx.append(i)
             st_kind.append(g)
-            st_d.append(float(dd[best_k[i]]))
-            st_rf.append(float(rr[best_k[i]]))
+            st_d.append(float(dd[best_k[j]]))
+            st_rf.append(float(rr[best_k[j]]))
         # the sweep's candidates get a start of their own (its d is often better than the grid's)
         for c in sw:
             if within is not None and c.section_id not in within:

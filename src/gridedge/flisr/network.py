@@ -383,22 +383,6 @@ class FeederModel:
         self._stack_cache = (key, out)
         return out
 
-    def fault_response_all(
-        self,
-        d: np.ndarray,
-        y_fault: np.ndarray,
-        v_head: np.ndarray,
-        watch: list[str],
-        views: list[np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`fault_response_at` for the same (d, y) on every section: v (S, k, w, 3),
-        i_head (S, k, 3)."""
-        S = len(self.sections)
-        d = np.atleast_1d(np.asarray(d, dtype=float))
-        return self.fault_response_at(
-            np.arange(S), np.broadcast_to(d, (S, d.size)), y_fault, v_head, watch, views
-        )
-
     def fault_response_at(
         self,
         idx: np.ndarray,
