@@ -76,21 +76,38 @@ async def _outage(brokers: EmbeddedBrokers, seconds: float) -> None:
     brokers.data.start()
 
 
-async def test_broker_outage_loses_no_reading(catalog_server: Any, make_node: Any) -> None:
+async def _through_outage(
+    catalog_server: Any,
+    make_node: Any,
+    device: str,
+    app: dict[str, Any],
+    state_key: str,
+    outage_s: float = 3.0,
+    drain_s: float = 15.0,
+    **node_kw: Any,
+) -> tuple[Any, SessionCollector, int]:
+    """A node running ``app`` through a data-broker outage of ``outage_s``, watched by a
+    collector with a persistent session: the node (apps stopped, outbox drained), the
+    collector (disconnected) and how many messages the app says it published."""
     brokers = catalog_server.brokers
-    secret = await register(catalog_server, "O1", [COUNTER])
-    col = SessionCollector(brokers.data.url, subscription(Plane.DATA, "O1"))
+    secret = await register(catalog_server, device, [app])
+    col = SessionCollector(brokers.data.url, subscription(Plane.DATA, device))
     await col.connect()
-    node = await make_node("O1", secret)
+    node = await make_node(device, secret, **node_kw)
     await asyncio.sleep(0.5)
-    await _outage(brokers, 3.0)
+    await _outage(brokers, outage_s)
     await col.client.wait_connected(15)
     await asyncio.sleep(1.0)
     await node.apps.stop_all()
-    published = node.apps.app_state["counter"]["seq"]
-    assert await node.planes[Plane.DATA].outbox.drain(15)
+    published = node.apps.app_state[app["name"]][state_key]
+    assert await node.planes[Plane.DATA].outbox.drain(drain_s)
     await asyncio.sleep(0.5)
     await col.client.disconnect()
+    return node, col, published
+
+
+async def test_broker_outage_loses_no_reading(catalog_server: Any, make_node: Any) -> None:
+    node, col, published = await _through_outage(catalog_server, make_node, "O1", COUNTER, "seq")
     assert node.dropped == 0
     got = sorted(set(col.seqs))
     assert len(got) == published  # every reading, including those of the outage, arrived
@@ -107,21 +124,10 @@ async def test_broker_outage_loses_no_telemetry_reading(
     # MQTT client: through an outage every reading still arrives, in order
     from gridedge.node.fleet import SyntheticDaq
 
-    brokers = catalog_server.brokers
     app = {"name": "telemetry", "version": "1.0.0", "params": {"interval_s": 0.05}}
-    secret = await register(catalog_server, "O3", [app])
-    col = SessionCollector(brokers.data.url, subscription(Plane.DATA, "O3"))
-    await col.connect()
-    node = await make_node("O3", secret, daq=SyntheticDaq("O3", 3))
-    await asyncio.sleep(0.5)
-    await _outage(brokers, 3.0)
-    await col.client.wait_connected(15)
-    await asyncio.sleep(1.0)
-    await node.apps.stop_all()
-    published = node.apps.app_state["telemetry"]["next_seq"]
-    assert await node.planes[Plane.DATA].outbox.drain(15)
-    await asyncio.sleep(0.5)
-    await col.client.disconnect()
+    node, col, published = await _through_outage(
+        catalog_server, make_node, "O3", app, "next_seq", daq=SyntheticDaq("O3", 3)
+    )
     assert node.dropped == 0 and published >= 60  # readings kept coming during the outage
     assert sorted(set(col.telemetry)) == list(range(published))
     firsts = [s for i, s in enumerate(col.telemetry) if s not in col.telemetry[:i]]
@@ -130,19 +136,10 @@ async def test_broker_outage_loses_no_telemetry_reading(
 
 @pytest.mark.slow
 async def test_broker_outage_30s_loses_no_reading(catalog_server: Any, make_node: Any) -> None:
-    brokers = catalog_server.brokers
-    secret = await register(catalog_server, "O30", [{**COUNTER, "params": {"interval_s": 0.1}}])
-    col = SessionCollector(brokers.data.url, subscription(Plane.DATA, "O30"))
-    await col.connect()
-    node = await make_node("O30", secret)
-    await asyncio.sleep(0.5)
-    await _outage(brokers, 30.0)
-    await col.client.wait_connected(15)
-    await asyncio.sleep(1.0)
-    await node.apps.stop_all()
-    assert await node.planes[Plane.DATA].outbox.drain(20)
-    published = node.apps.app_state["counter"]["seq"]
-    await asyncio.sleep(0.5)
+    app = {**COUNTER, "params": {"interval_s": 0.1}}
+    node, col, published = await _through_outage(
+        catalog_server, make_node, "O30", app, "seq", outage_s=30.0, drain_s=20.0
+    )
     got = sorted(set(col.seqs))
     assert node.dropped == 0 and published >= 300
     assert got == list(range(1, published + 1))
